@@ -1,0 +1,398 @@
+"""Figures for the lectures: timelines, image grids, feature maps, filters, confusion matrices,
+convolution diagrams and per-layer bar charts.
+
+Every function returns the matplotlib ``Figure`` it drew (so a notebook shows it and a test can inspect
+its axes) and accepts NumPy arrays or torch tensors. None of them calls ``plt.show()``; in a notebook the
+returned figure is displayed as the cell's value.
+"""
+from __future__ import annotations
+
+from typing import Any, Iterable, NamedTuple, Sequence
+
+import numpy as np
+
+__all__ = [
+    "Milestone",
+    "MILESTONES",
+    "to_numpy",
+    "plot_timeline",
+    "plot_images",
+    "plot_feature_maps",
+    "plot_filters",
+    "plot_confusion_matrix",
+    "plot_conv_diagram",
+    "plot_grid_values",
+    "plot_bar_table",
+    "plot_learning_curves",
+]
+
+
+class Milestone(NamedTuple):
+    """One event on the history timeline."""
+
+    year: int
+    name: str
+    note: str
+
+
+MILESTONES: tuple[Milestone, ...] = (
+    Milestone(1957, "Perceptron", "Rosenblatt: a trainable linear threshold unit"),
+    Milestone(1959, "Hubel & Wiesel", "simple and complex cells in the cat visual cortex"),
+    Milestone(1960, "Adaline / Madaline", "Widrow & Hoff: least-mean-squares learning"),
+    Milestone(1980, "Neocognitron", "Fukushima: S-cells and C-cells stacked in a hierarchy"),
+    Milestone(1986, "Backpropagation", "Rumelhart, Hinton & Williams: training hidden layers"),
+    Milestone(1998, "LeNet-5", "LeCun et al.: a CNN trained end to end by backprop"),
+    Milestone(2006, "Deep belief nets", "Hinton et al.: layer-wise pre-training revives depth"),
+    Milestone(2012, "AlexNet", "Krizhevsky et al.: GPUs + ReLU + dropout win ImageNet"),
+    Milestone(2014, "VGG / GoogLeNet", "deeper: stacks of 3x3 convs; Inception modules"),
+    Milestone(2015, "ResNet", "He et al.: skip connections train 152 layers"),
+)
+
+
+def _plt():
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def to_numpy(x: Any) -> np.ndarray:
+    """A NumPy copy of an array or torch tensor (detached, on the CPU)."""
+    if hasattr(x, "detach"):
+        x = x.detach().cpu().numpy()
+    return np.asarray(x)
+
+
+def _figure(ax=None, figsize=(6, 4)):
+    plt = _plt()
+    if ax is None:
+        fig, ax = plt.subplots(figsize=figsize, layout="constrained")
+    else:
+        fig = ax.figure
+    return fig, ax
+
+
+# ----------------------------------------------------------------------------------------- history
+def plot_timeline(milestones: Iterable[Milestone | tuple[int, str, str]] = MILESTONES, ax=None,
+                  highlight: Sequence[str] = ()):
+    """A horizontal timeline with one labelled stem per milestone ``(year, name, note)``.
+
+    Labels alternate above and below the axis so neighbouring years stay readable. Names listed in
+    ``highlight`` are drawn in red.
+    """
+    events = sorted((Milestone(*m) for m in milestones), key=lambda m: m.year)
+    if not events:
+        raise ValueError("milestones is empty: pass at least one (year, name, note) tuple")
+    fig, ax = _figure(ax, figsize=(12, 4.5))
+    years = [m.year for m in events]
+    ax.axhline(0, color="0.3", lw=1.5, zorder=1)
+    ax.scatter(years, [0] * len(years), s=40, color="k", zorder=3)
+    levels = [(1.0 + 0.45 * (i // 2 % 2)) * (1 if i % 2 == 0 else -1) for i in range(len(events))]
+    for m, level in zip(events, levels):
+        color = "tab:red" if m.name in highlight else "tab:blue"
+        ax.vlines(m.year, 0, level, color=color, lw=1)
+        va = "bottom" if level > 0 else "top"
+        ax.annotate(f"{m.year}  {m.name}", (m.year, level), ha="center", va=va, fontsize=9, fontweight="bold",
+                    color=color)
+        ax.annotate(m.note, (m.year, level), xytext=(0, 12 if level > 0 else -12), textcoords="offset points",
+                    ha="center", va=va, fontsize=7, color="0.3", wrap=True)
+    pad = max(3, (years[-1] - years[0]) // 8)  # room for the notes of the first and last events
+    ax.set_xlim(years[0] - pad, years[-1] + pad)
+    ax.set_ylim(-2.2, 2.2)
+    ax.set_yticks([])
+    for side in ("left", "right", "top"):
+        ax.spines[side].set_visible(False)
+    ax.set_xlabel("year")
+    ax.set_title("Milestones on the way to convolutional networks")
+    return fig
+
+
+# ----------------------------------------------------------------------------------------- image grids
+def _grid(n: int, ncols: int, cell: float = 1.6, title: str | None = None):
+    plt = _plt()
+    if n < 1:
+        raise ValueError("nothing to plot: got 0 images")
+    ncols = max(1, min(ncols, n))
+    nrows = -(-n // ncols)
+    fig, axes = plt.subplots(nrows, ncols, figsize=(cell * ncols, cell * nrows + (0.4 if title else 0)),
+                             squeeze=False, layout="constrained")
+    for ax in axes.flat:
+        ax.set_xticks([])
+        ax.set_yticks([])
+    for ax in axes.flat[n:]:
+        ax.set_visible(False)
+    if title:
+        fig.suptitle(title)
+    return fig, axes.flat[:n]
+
+
+def _as_image(img: np.ndarray) -> np.ndarray:
+    """(C, H, W) with C in {1, 3} or (H, W) -> something ``imshow`` accepts."""
+    if img.ndim == 3 and img.shape[0] in (1, 3) and img.shape[-1] not in (1, 3):
+        img = img.transpose(1, 2, 0)
+    if img.ndim == 3 and img.shape[-1] == 1:
+        img = img[..., 0]
+    if img.ndim == 3:  # RGB: rescale to [0, 1] so imshow does not clip
+        lo, hi = img.min(), img.max()
+        img = (img - lo) / (hi - lo) if hi > lo else np.zeros_like(img)
+    return img
+
+
+def plot_images(images: Any, titles: Sequence[str] | None = None, ncols: int = 8, cmap: str = "gray",
+                title: str | None = None, cell: float = 1.6, vmin=None, vmax=None):
+    """A grid of images: ``(N, H, W)``, ``(N, C, H, W)`` (C = 1 or 3) or a list of such arrays."""
+    imgs = [to_numpy(im) for im in images]
+    if titles is not None and len(titles) != len(imgs):
+        raise ValueError(f"got {len(imgs)} images but {len(titles)} titles")
+    fig, axes = _grid(len(imgs), ncols, cell, title)
+    for i, (ax, im) in enumerate(zip(axes, imgs)):
+        ax.imshow(_as_image(im), cmap=cmap, vmin=vmin, vmax=vmax)
+        if titles is not None:
+            ax.set_title(titles[i], fontsize=8)
+    return fig
+
+
+def plot_feature_maps(maps: Any, max_maps: int = 32, ncols: int = 8, cmap: str = "viridis",
+                      title: str | None = "feature maps"):
+    """The activation maps of one image: ``(C, H, W)`` or ``(1, C, H, W)``; one panel per channel,
+    each with its own colour scale, titled with its channel index."""
+    a = to_numpy(maps)
+    if a.ndim == 4:
+        if a.shape[0] != 1:
+            raise ValueError(f"pass the maps of one image, shape (C, H, W) or (1, C, H, W); got {a.shape}")
+        a = a[0]
+    if a.ndim != 3:
+        raise ValueError(f"feature maps must have shape (C, H, W), got {a.shape}")
+    a = a[:max_maps]
+    fig, axes = _grid(len(a), ncols, 1.4, title)
+    for c, (ax, m) in enumerate(zip(axes, a)):
+        ax.imshow(m, cmap=cmap)
+        ax.set_title(f"ch {c}", fontsize=8)
+    return fig
+
+
+def plot_filters(weights: Any, max_filters: int = 64, ncols: int = 8, title: str | None = "filters"):
+    """Convolution filters ``(F, C, kh, kw)``: RGB pictures when C = 3, otherwise channel 0 in grey
+    (signed values: white positive, black negative, grey zero)."""
+    w = to_numpy(weights)
+    if w.ndim != 4:
+        raise ValueError(f"filters must have shape (F, C, kh, kw), got {w.shape}")
+    w = w[:max_filters]
+    fig, axes = _grid(len(w), ncols, 1.0, title)
+    for f, (ax, k) in enumerate(zip(axes, w)):
+        if k.shape[0] == 3:
+            ax.imshow(_as_image(k), interpolation="nearest")
+        else:
+            lim = float(np.abs(k[0]).max()) or 1.0
+            ax.imshow(k[0], cmap="gray", vmin=-lim, vmax=lim, interpolation="nearest")
+        ax.set_title(str(f), fontsize=7)
+    return fig
+
+
+def plot_confusion_matrix(cm: Any, classes: Sequence[str] | None = None, normalize: bool = False, ax=None,
+                          title: str = "confusion matrix"):
+    """A confusion matrix (rows: true class, columns: predicted), with counts (or row fractions when
+    ``normalize``) written in the cells."""
+    m = to_numpy(cm).astype(float)
+    if m.ndim != 2 or m.shape[0] != m.shape[1]:
+        raise ValueError(f"a confusion matrix must be square, got shape {m.shape}")
+    if normalize:
+        m = m / np.maximum(m.sum(axis=1, keepdims=True), 1)
+    k = m.shape[0]
+    classes = list(classes) if classes is not None else [str(i) for i in range(k)]
+    if len(classes) != k:
+        raise ValueError(f"{k} classes in the matrix but {len(classes)} names")
+    fig, ax = _figure(ax, figsize=(1.0 + 0.55 * k, 0.8 + 0.5 * k))
+    im = ax.imshow(m, cmap="Blues")
+    fig.colorbar(im, ax=ax, shrink=0.8)
+    ax.set_xticks(range(k), classes, rotation=45, ha="right")
+    ax.set_yticks(range(k), classes)
+    ax.set_xlabel("predicted")
+    ax.set_ylabel("true")
+    ax.set_title(title)
+    if k <= 20:
+        for i in range(k):
+            for j in range(k):
+                txt = f"{m[i, j]:.2f}" if normalize else f"{int(m[i, j])}"
+                ax.text(j, i, txt, ha="center", va="center", fontsize=7,
+                        color="white" if m[i, j] > m.max() / 2 else "black")
+    return fig
+
+
+# ----------------------------------------------------------------------------------------- conv diagrams
+def _window_origins(n_padded: int, k_eff: int, stride: int) -> list[int]:
+    """Start offsets of every window that fits entirely inside the padded input."""
+    return list(range(0, n_padded - k_eff + 1, stride)) if n_padded >= k_eff else []
+
+
+def plot_conv_diagram(n: int, kernel: int, stride: int = 1, padding: int = 0, dilation: int = 1,
+                      step: int = 0, ax=None, show_output: bool = True):
+    """The sliding window of a square convolution (or pooling) on an ``n x n`` input.
+
+    Draws the input grid (blue), the zero-padded border (grey, dashed), the kernel taps of window number
+    ``step`` (orange; row-major order) and, to the right, the output grid with the cell that window
+    produces. When the windows do not tile the padded input (e.g. 7x7 input, 3x3 kernel, stride 3), the
+    leftover column/row that no window can reach is hatched red and the output grid is omitted.
+
+    Returns the Figure; its first axes has the title ``"input"`` and, when valid, the second ``"output"``.
+    """
+    import matplotlib.patches as mpatches
+
+    for name, v, lo in (("n", n, 1), ("kernel", kernel, 1), ("stride", stride, 1), ("padding", padding, 0),
+                        ("dilation", dilation, 1)):
+        if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < lo:
+            raise ValueError(f"{name} must be an integer >= {lo}, got {v!r}")
+    plt = _plt()
+    size = n + 2 * padding
+    k_eff = dilation * (kernel - 1) + 1
+    origins = _window_origins(size, k_eff, stride)
+    fits = bool(origins) and (size - k_eff) % stride == 0
+    out = len(origins)
+    two = show_output and fits
+    if ax is None:
+        widths = [size, max(out, 1)] if two else [size]
+        fig, axes = plt.subplots(1, len(widths), figsize=(min(11, 3 + 0.35 * sum(widths) + 2), 4),
+                                 width_ratios=widths, layout="constrained", squeeze=False)
+        axes = list(axes.flat)
+    else:
+        fig, axes = ax.figure, [ax]
+        two = False
+    a = axes[0]
+    for i in range(size):
+        for j in range(size):
+            inside = padding <= i < padding + n and padding <= j < padding + n
+            a.add_patch(mpatches.Rectangle((j, i), 1, 1, facecolor="#cfe2f3" if inside else "#eeeeee",
+                                           edgecolor="#6fa8dc" if inside else "#999999",
+                                           ls="-" if inside else "--", lw=0.8))
+    if padding:
+        a.add_patch(mpatches.Rectangle((padding, padding), n, n, fill=False, edgecolor="#1f4e79", lw=1.8))
+    if not fits and size >= k_eff:
+        left = (size - k_eff) % stride  # rows/cols the last whole window cannot reach
+        for i in range(size):
+            for j in range(size - left, size):
+                a.add_patch(mpatches.Rectangle((j, i), 1, 1, fill=False, hatch="///", edgecolor="tab:red", lw=0))
+                a.add_patch(mpatches.Rectangle((i, j), 1, 1, fill=False, hatch="///", edgecolor="tab:red", lw=0))
+    if origins:
+        step = int(step) % (out * out)
+        r0, c0 = origins[step // out], origins[step % out]
+        for ti in range(kernel):
+            for tj in range(kernel):
+                a.add_patch(mpatches.Rectangle((c0 + tj * dilation + 0.1, r0 + ti * dilation + 0.1), 0.8, 0.8,
+                                               facecolor="tab:orange", alpha=0.75, lw=0))
+        a.add_patch(mpatches.Rectangle((c0, r0), k_eff, k_eff, fill=False, edgecolor="tab:orange", lw=2.5))
+    a.set_xlim(0, size)
+    a.set_ylim(size, 0)
+    a.set_aspect("equal")
+    a.set_xticks([])
+    a.set_yticks([])
+    a.set_title("input")
+    a.set_xlabel(f"{n}x{n} input" + (f" + padding {padding}" if padding else "") + f", {kernel}x{kernel} kernel"
+                 + (f" dilated by {dilation}" if dilation > 1 else "") + f", stride {stride}", fontsize=8)
+    if two:
+        b = axes[1]
+        for i in range(out):
+            for j in range(out):
+                hit = (i, j) == (step // out, step % out)
+                b.add_patch(mpatches.Rectangle((j, i), 1, 1, facecolor="tab:orange" if hit else "#d9ead3",
+                                               edgecolor="#6aa84f", lw=0.8))
+        b.set_xlim(0, out)
+        b.set_ylim(out, 0)
+        b.set_aspect("equal")
+        b.set_xticks([])
+        b.set_yticks([])
+        b.set_title("output")
+        b.set_xlabel(f"{out}x{out} output", fontsize=8)
+    return fig
+
+
+def plot_grid_values(arrays: Sequence[Any], titles: Sequence[str] | None = None, highlight=None, marks=None,
+                     fmt: str = "{:g}", cmap: str = "Blues", cell: float = 0.45):
+    """Small 2-D arrays side by side with their values written in the cells (for pooling and padding
+    examples). ``highlight`` and ``marks`` are optional lists (one entry per array, or None) of boolean
+    masks: highlighted cells get an orange edge, marked cells a thick red one."""
+    import matplotlib.patches as mpatches
+
+    plt = _plt()
+    arrs = [to_numpy(a).astype(float) for a in arrays]
+    if any(a.ndim != 2 for a in arrs):
+        raise ValueError(f"plot_grid_values needs 2-D arrays, got shapes {[a.shape for a in arrs]}")
+    widths = [a.shape[1] for a in arrs]
+    height = max(a.shape[0] for a in arrs)
+    fig, axes = plt.subplots(1, len(arrs), figsize=(cell * sum(widths) + 0.8 * len(arrs), cell * height + 0.8),
+                             width_ratios=widths, squeeze=False, layout="constrained")
+    for k, (ax, a) in enumerate(zip(axes.flat, arrs)):
+        ax.imshow(a, cmap=cmap, vmin=min(x.min() for x in arrs), vmax=max(x.max() for x in arrs) * 1.6 or 1)
+        for i in range(a.shape[0]):
+            for j in range(a.shape[1]):
+                ax.text(j, i, fmt.format(a[i, j]), ha="center", va="center", fontsize=8)
+        for masks, color, lw in ((highlight, "tab:orange", 2.0), (marks, "tab:red", 3.0)):
+            if masks is not None and masks[k] is not None:
+                for i, j in zip(*np.nonzero(to_numpy(masks[k]))):
+                    ax.add_patch(mpatches.Rectangle((j - 0.5, i - 0.5), 1, 1, fill=False, edgecolor=color, lw=lw))
+        ax.set_xticks([])
+        ax.set_yticks([])
+        if titles is not None:
+            ax.set_title(titles[k], fontsize=9)
+    return fig
+
+
+# ----------------------------------------------------------------------------------------- tables, curves
+def plot_bar_table(table: Any, columns: Sequence[str] = ("params", "macs"), log: bool = False,
+                   skip_zero: bool = True, title: str | None = None):
+    """One horizontal bar chart per column of a per-layer table (e.g. parameters and MACs per layer).
+
+    Args:
+        table: a :class:`cnncourse.arithmetic.LayerTable`, or a list of rows with ``.name`` and the
+            column attributes, or a dict ``{name: {column: value}}``.
+        columns: row attributes to chart, one panel each.
+        skip_zero: drop layers whose values are all zero (ReLU, pooling, ...).
+    """
+    plt = _plt()
+    if isinstance(table, dict):
+        names = list(table)
+        values = {c: [table[n][c] for n in names] for c in columns}
+    else:
+        rows = list(table)
+        names = [r.name for r in rows]
+        values = {c: [getattr(r, c) for r in rows] for c in columns}
+    keep = [i for i in range(len(names)) if not skip_zero or any(values[c][i] for c in columns)]
+    if not keep:
+        raise ValueError("the table has no non-zero rows to plot")
+    names = [names[i] for i in keep]
+    labels = {"params": "parameters", "macs": "multiply-accumulates (MACs)", "flops": "FLOPs"}
+    fig, axes = plt.subplots(1, len(columns), figsize=(4.5 * len(columns), 0.8 + 0.3 * len(names)),
+                             sharey=True, squeeze=False, layout="constrained")
+    for ax, c in zip(axes.flat, columns):
+        v = [values[c][i] for i in keep]
+        colors = ["tab:blue" if "conv" in n.lower() or n.startswith("features") else "tab:orange" for n in names]
+        ax.barh(range(len(names)), v, color=colors)
+        ax.set_yticks(range(len(names)), names, fontsize=8)
+        ax.invert_yaxis()
+        ax.set_xlabel(labels.get(c, c))
+        if log:
+            ax.set_xscale("log")
+        total = sum(v) or 1
+        for i, x in enumerate(v):
+            ax.annotate(f"{100 * x / total:.1f}%", (x, i), xytext=(3, 0), textcoords="offset points", va="center",
+                        fontsize=7)
+        ax.margins(x=0.18)
+    if title:
+        fig.suptitle(title)
+    return fig
+
+
+def plot_learning_curves(history: Any):
+    """Loss and accuracy per epoch from anything with ``train_loss``/``val_loss``/``train_acc``/``val_acc``
+    lists (a :class:`cnncourse.train.History` or a dict)."""
+    get = (lambda k: history.get(k) or []) if isinstance(history, dict) else (lambda k: getattr(history, k, None) or [])
+    plt = _plt()
+    fig, axes = plt.subplots(1, 2, figsize=(9, 3.2), layout="constrained")
+    for ax, metric in zip(axes, ("loss", "acc")):
+        for split, style in (("train", "-o"), ("val", "--s")):
+            ys = list(get(f"{split}_{metric}"))
+            if ys:
+                ax.plot(range(1, len(ys) + 1), ys, style, label=split, ms=3)
+        ax.set_xlabel("epoch")
+        ax.set_ylabel("accuracy" if metric == "acc" else "loss")
+        if ax.lines:
+            ax.legend()
+    return fig
