@@ -145,7 +145,7 @@ def lab(tmp_path_factory) -> Lab:
     settings = tmp / "lab_settings" / "@jupyterlab" / "apputils-extension"
     settings.mkdir(parents=True)
     (settings / "notification.jupyterlab-settings").write_text('{"fetchNews": "false", "checkForUpdates": false}')
-    for stale in SCREENSHOTS.glob("FAILED-*.png"):
+    for stale in SCREENSHOTS.glob("FAILED-*.png"):  # leftovers of an earlier failing run
         stale.unlink()
     port, token = _free_port(), secrets.token_hex(16)
     env = dict(os.environ)

@@ -1,0 +1,73 @@
+"""The student's view of an assignment in JupyterLab: the released notebook stops at the first graded cell
+with the stub's NotImplementedError; with the solutions filled in, every visible test passes."""
+from __future__ import annotations
+
+import pytest
+
+from conftest import ROOT, screenshot
+from jlab import NOTEBOOK, cell, describe, error_outputs, nbgrader_meta, open_in_lab, run_all, save
+
+ASSIGNMENT = "conv_layers"
+RELEASED = f"assignments/{ASSIGNMENT}/{ASSIGNMENT}.ipynb"
+SOURCE = f"solutions/{ASSIGNMENT}/{ASSIGNMENT}.ipynb"  # the nbgrader source notebook: solutions filled in
+
+
+def _require(path: str) -> None:
+    if not (ROOT / path).is_file():
+        pytest.skip(f"{path} does not exist yet (issue 4 writes it)")
+
+
+def _graded(nb) -> list[int]:
+    return [i for i, c in enumerate(nb.cells) if nbgrader_meta(c).get("grade")]
+
+
+def _show(page, index: int, name: str) -> None:
+    """Scroll so that the end of cell ``index`` (its last lines and its output) is in view; save a screenshot."""
+    target = cell(page, index)
+    target.scroll_into_view_if_needed()
+    target.evaluate("el => el.scrollIntoView({block: el.offsetHeight > 600 ? 'end' : 'center'})")
+    page.wait_for_timeout(300)
+    screenshot(page, name)
+
+
+def test_released_notebook_stops_at_first_graded_cell_with_not_implemented(page, lab):
+    _require(RELEASED)
+    open_in_lab(page, lab, RELEASED, workspace="student-released")
+    run_all(page)
+    nb = save(page, lab, RELEASED)
+
+    graded = _graded(nb)
+    assert graded, f"{RELEASED} has no graded (test) cells"
+    errors = error_outputs(nb)
+    assert errors, "running the untouched student notebook raised no error: are the stubs missing?"
+    index, first = errors[0]
+    _show(page, index, "assignment-1-released-not-implemented")
+    assert first["ename"] == "NotImplementedError", \
+        f"the first error a student sees is {describe(first)} in cell {index}, not the stub's NotImplementedError"
+    assert index == graded[0], (f"the first error is in cell {index}, but the first graded cell is {graded[0]}: "
+                                "a setup or explanation cell fails before the student's first test")
+    visible = cell(page, index).locator(".jp-OutputArea-output").inner_text()
+    assert "NotImplementedError" in visible, f"the error is not shown in the browser:\n{visible[-500:]}"
+
+
+def test_solved_notebook_passes_every_visible_test(page, lab):
+    _require(SOURCE)
+    open_in_lab(page, lab, SOURCE, workspace="student-solved")
+    run_all(page)
+    nb = save(page, lab, SOURCE)
+
+    errors = error_outputs(nb)
+    if errors:
+        _show(page, errors[0][0], "FAILED-assignment-solved")
+    assert not errors, "with the solutions filled in, cells fail: " + "; ".join(
+        f"cell {i} ({nbgrader_meta(nb.cells[i]).get('grade_id', '-')}): {describe(o)}" for i, o in errors)
+    graded = _graded(nb)
+    not_run = [nbgrader_meta(nb.cells[i])["grade_id"] for i in graded if nb.cells[i].get("execution_count") is None]
+    assert not not_run, f"graded cells that did not run: {not_run}"
+    noisy = [nbgrader_meta(nb.cells[i])["grade_id"] for i in graded
+             if any(o.get("name") == "stderr" for o in nb.cells[i].get("outputs", []))]
+    assert not noisy, f"graded cells write to stderr (nbgrader scores such a cell 0): {noisy}"
+    _show(page, graded[0], "assignment-2-solved-first-test")
+    _show(page, graded[-1], "assignment-3-solved-last-test")
+    assert page.locator(f"{NOTEBOOK} .jp-OutputArea-output[data-mime-type='application/vnd.jupyter.stderr']") \
+        .count() == 0, "an error or warning is shown in the browser"
