@@ -2,8 +2,9 @@
 convolution diagrams and per-layer bar charts.
 
 Every function returns the matplotlib ``Figure`` it drew (so a notebook shows it and a test can inspect
-its axes) and accepts NumPy arrays or torch tensors. None of them calls ``plt.show()``; in a notebook the
-returned figure is displayed as the cell's value.
+its axes) and accepts NumPy arrays or torch tensors. The figures are plain ``matplotlib.figure.Figure``
+objects, not registered with pyplot: a notebook shows the one a cell returns (once, not twice), nothing piles
+up in memory, and none of them calls ``plt.show()``.
 """
 from __future__ import annotations
 
@@ -15,6 +16,7 @@ __all__ = [
     "Milestone",
     "MILESTONES",
     "to_numpy",
+    "new_figure",
     "plot_timeline",
     "plot_images",
     "plot_feature_maps",
@@ -49,10 +51,12 @@ MILESTONES: tuple[Milestone, ...] = (
 )
 
 
-def _plt():
-    import matplotlib.pyplot as plt
+def new_figure(nrows: int = 1, ncols: int = 1, figsize=(6, 4), **subplot_kw):
+    """A constrained-layout Figure outside pyplot and its ``(nrows, ncols)`` array of axes."""
+    from matplotlib.figure import Figure
 
-    return plt
+    fig = Figure(figsize=figsize, layout="constrained")
+    return fig, fig.subplots(nrows, ncols, squeeze=False, **subplot_kw)
 
 
 def to_numpy(x: Any) -> np.ndarray:
@@ -63,9 +67,9 @@ def to_numpy(x: Any) -> np.ndarray:
 
 
 def _figure(ax=None, figsize=(6, 4)):
-    plt = _plt()
     if ax is None:
-        fig, ax = plt.subplots(figsize=figsize, layout="constrained")
+        fig, axes = new_figure(figsize=figsize)
+        ax = axes[0, 0]
     else:
         fig = ax.figure
     return fig, ax
@@ -108,13 +112,11 @@ def plot_timeline(milestones: Iterable[Milestone | tuple[int, str, str]] = MILES
 
 # ----------------------------------------------------------------------------------------- image grids
 def _grid(n: int, ncols: int, cell: float = 1.6, title: str | None = None):
-    plt = _plt()
     if n < 1:
         raise ValueError("nothing to plot: got 0 images")
     ncols = max(1, min(ncols, n))
     nrows = -(-n // ncols)
-    fig, axes = plt.subplots(nrows, ncols, figsize=(cell * ncols, cell * nrows + (0.4 if title else 0)),
-                             squeeze=False, layout="constrained")
+    fig, axes = new_figure(nrows, ncols, figsize=(cell * ncols, cell * nrows + (0.4 if title else 0)))
     for ax in axes.flat:
         ax.set_xticks([])
         ax.set_yticks([])
@@ -241,7 +243,6 @@ def plot_conv_diagram(n: int, kernel: int, stride: int = 1, padding: int = 0, di
                         ("dilation", dilation, 1)):
         if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < lo:
             raise ValueError(f"{name} must be an integer >= {lo}, got {v!r}")
-    plt = _plt()
     size = n + 2 * padding
     k_eff = dilation * (kernel - 1) + 1
     origins = _window_origins(size, k_eff, stride)
@@ -250,8 +251,8 @@ def plot_conv_diagram(n: int, kernel: int, stride: int = 1, padding: int = 0, di
     two = show_output and fits
     if ax is None:
         widths = [size, max(out, 1)] if two else [size]
-        fig, axes = plt.subplots(1, len(widths), figsize=(min(11, 3 + 0.35 * sum(widths) + 2), 4),
-                                 width_ratios=widths, layout="constrained", squeeze=False)
+        fig, axes = new_figure(1, len(widths), figsize=(min(11, 3 + 0.35 * sum(widths) + 2), 4),
+                               width_ratios=widths)
         axes = list(axes.flat)
     else:
         fig, axes = ax.figure, [ax]
@@ -311,14 +312,13 @@ def plot_grid_values(arrays: Sequence[Any], titles: Sequence[str] | None = None,
     masks: highlighted cells get an orange edge, marked cells a thick red one."""
     import matplotlib.patches as mpatches
 
-    plt = _plt()
     arrs = [to_numpy(a).astype(float) for a in arrays]
     if any(a.ndim != 2 for a in arrs):
         raise ValueError(f"plot_grid_values needs 2-D arrays, got shapes {[a.shape for a in arrs]}")
     widths = [a.shape[1] for a in arrs]
     height = max(a.shape[0] for a in arrs)
-    fig, axes = plt.subplots(1, len(arrs), figsize=(cell * sum(widths) + 0.8 * len(arrs), cell * height + 0.8),
-                             width_ratios=widths, squeeze=False, layout="constrained")
+    fig, axes = new_figure(1, len(arrs), figsize=(cell * sum(widths) + 0.8 * len(arrs), cell * height + 0.8),
+                           width_ratios=widths)
     for k, (ax, a) in enumerate(zip(axes.flat, arrs)):
         ax.imshow(a, cmap=cmap, vmin=min(x.min() for x in arrs), vmax=max(x.max() for x in arrs) * 1.6 or 1)
         for i in range(a.shape[0]):
@@ -346,7 +346,6 @@ def plot_bar_table(table: Any, columns: Sequence[str] = ("params", "macs"), log:
         columns: row attributes to chart, one panel each.
         skip_zero: drop layers whose values are all zero (ReLU, pooling, ...).
     """
-    plt = _plt()
     if isinstance(table, dict):
         names = list(table)
         values = {c: [table[n][c] for n in names] for c in columns}
@@ -359,8 +358,7 @@ def plot_bar_table(table: Any, columns: Sequence[str] = ("params", "macs"), log:
         raise ValueError("the table has no non-zero rows to plot")
     names = [names[i] for i in keep]
     labels = {"params": "parameters", "macs": "multiply-accumulates (MACs)", "flops": "FLOPs"}
-    fig, axes = plt.subplots(1, len(columns), figsize=(4.5 * len(columns), 0.8 + 0.3 * len(names)),
-                             sharey=True, squeeze=False, layout="constrained")
+    fig, axes = new_figure(1, len(columns), figsize=(4.5 * len(columns), 0.8 + 0.3 * len(names)), sharey=True)
     for ax, c in zip(axes.flat, columns):
         v = [values[c][i] for i in keep]
         colors = ["tab:blue" if "conv" in n.lower() or n.startswith("features") else "tab:orange" for n in names]
@@ -384,9 +382,8 @@ def plot_learning_curves(history: Any):
     """Loss and accuracy per epoch from anything with ``train_loss``/``val_loss``/``train_acc``/``val_acc``
     lists (a :class:`cnncourse.train.History` or a dict)."""
     get = (lambda k: history.get(k) or []) if isinstance(history, dict) else (lambda k: getattr(history, k, None) or [])
-    plt = _plt()
-    fig, axes = plt.subplots(1, 2, figsize=(9, 3.2), layout="constrained")
-    for ax, metric in zip(axes, ("loss", "acc")):
+    fig, axes = new_figure(1, 2, figsize=(9, 3.2))
+    for ax, metric in zip(axes.flat, ("loss", "acc")):
         for split, style in (("train", "-o"), ("val", "--s")):
             ys = list(get(f"{split}_{metric}"))
             if ys:

@@ -21,7 +21,7 @@ from typing import Any, Callable
 import numpy as np
 
 from cnncourse.arithmetic import conv_output_size, pool_output_size
-from cnncourse.plotting import plot_conv_diagram, plot_grid_values, to_numpy
+from cnncourse.plotting import new_figure, plot_conv_diagram, plot_grid_values, to_numpy
 
 __all__ = [
     "Summary",
@@ -182,11 +182,11 @@ def pad_image(image: Any, pad: int, mode: str = "zeros") -> np.ndarray:
 def draw_padding(image: Any, pad: int, mode: str = "zeros"):
     """The image and its padded version side by side, with the original region outlined."""
     import matplotlib.patches as mpatches
-    import matplotlib.pyplot as plt
 
     img = to_numpy(image)
     summary = padding_summary(img.shape[0], pad, mode)
-    fig, axes = plt.subplots(1, 2, figsize=(7, 3.6), layout="constrained")
+    fig, axes = new_figure(1, 2, figsize=(7, 3.6))
+    axes = axes[0]
     axes[0].imshow(img, cmap="gray", vmin=0, vmax=1)
     axes[0].set_title(f"original {img.shape[0]}x{img.shape[1]}", fontsize=9)
     if summary.valid:
@@ -266,7 +266,6 @@ def _build_explorer(controls: dict[str, Any], summarize: Callable[..., Summary],
         return {k: c.value for k, c in controls.items()}
 
     def render(_change=None) -> None:
-        import matplotlib.pyplot as plt
         from IPython.display import clear_output, display
 
         v = values()
@@ -284,7 +283,6 @@ def _build_explorer(controls: dict[str, Any], summarize: Callable[..., Summary],
         with output:
             clear_output(wait=True)
             display(fig)
-        plt.close(fig)
 
     for c in controls.values():
         c.observe(render, names="value")
