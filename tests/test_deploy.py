@@ -165,6 +165,9 @@ def test_helm_values_reference_the_image_exchange_and_config_consistently():
     assert secret in VALUES.read_text().split("hub:")[0], "the header of values.yaml must say how to create the secret"
     assert "CNNCOURSE_DB" in VALUES.read_text()
     assert "extraEnv" not in single, "never give every student's server the gradebook credentials"
+    hook = " ".join(single["lifecycleHooks"]["postStart"]["exec"]["command"])
+    for src in re.findall(r"/opt/\S+", hook):
+        assert src in copied, f"the postStart hook copies {src}, which the Dockerfile does not create"
 
 
 _EXTENSIONS = """
