@@ -2,9 +2,9 @@
 convolution diagrams and per-layer bar charts.
 
 Every function returns the matplotlib ``Figure`` it drew (so a notebook shows it and a test can inspect
-its axes) and accepts NumPy arrays or torch tensors. The figures are plain ``matplotlib.figure.Figure``
-objects, not registered with pyplot: a notebook shows the one a cell returns (once, not twice), nothing piles
-up in memory, and none of them calls ``plt.show()``.
+its axes) and accepts NumPy arrays or torch tensors. Figures are closed in pyplot as soon as they are made
+(see :func:`new_figure`): a notebook shows the one a cell returns exactly once, and none of them calls
+``plt.show()``.
 """
 from __future__ import annotations
 
@@ -52,10 +52,16 @@ MILESTONES: tuple[Milestone, ...] = (
 
 
 def new_figure(nrows: int = 1, ncols: int = 1, figsize=(6, 4), **subplot_kw):
-    """A constrained-layout Figure outside pyplot and its ``(nrows, ncols)`` array of axes."""
-    from matplotlib.figure import Figure
+    """A constrained-layout Figure and its ``(nrows, ncols)`` array of axes.
 
-    fig = Figure(figsize=figsize, layout="constrained")
+    The figure is created through pyplot (so the notebook backend is set up and knows how to render it) and
+    closed in pyplot at once: a cell that returns it shows it exactly once, and redrawing an explorer many
+    times does not pile figures up in memory.
+    """
+    import matplotlib.pyplot as plt
+
+    fig = plt.figure(figsize=figsize, layout="constrained")
+    plt.close(fig)
     return fig, fig.subplots(nrows, ncols, squeeze=False, **subplot_kw)
 
 
