@@ -30,10 +30,10 @@ def test_notebook_stored_without_outputs(path):
 
 @pytest.mark.parametrize("path", GRADED, ids=lambda p: str(p.relative_to(ROOT)))
 def test_nbgrader_metadata_valid(path):
-    from nbgrader.nbgraderformat import ValidatorV3
+    from nbgrader.nbgraderformat import MetadataValidator
 
     nb = nbformat.read(path, as_version=4)
-    ValidatorV3().validate_nb(nb)  # raises ValidationError naming the cell
+    MetadataValidator().validate_nb(nb)  # raises ValidationError naming the cell
     ids = [c.metadata["nbgrader"]["grade_id"] for c in nb.cells if "nbgrader" in c.metadata]
     assert len(ids) == len(set(ids)), f"{path.name}: duplicate grade_id"
     assert any(c.metadata.get("nbgrader", {}).get("grade") for c in nb.cells), f"{path.name} has no graded cell"
