@@ -44,6 +44,9 @@ class SealedChecker:
     def __setattr__(self, name, value):
         raise AttributeError("a sealed checker cannot be modified")
 
+    def __delattr__(self, name):
+        raise AttributeError("a sealed checker cannot be modified")
+
     def __repr__(self) -> str:
         return "SealedChecker(equal, close)"
 
