@@ -1,0 +1,198 @@
+"""A tiny nbgrader assignment (``tiny``: add 2 pts, square 3 pts, mean 1 pt) in a temporary course, and the
+bad submissions of the battery built from its released notebook.
+
+The fixture assignment does not depend on the course's real assignments; it follows the course's rule for
+hidden tests: a locked setup cell, run before any student code, captures the references the hidden tests use
+(``_check``) and the oracles, so a student who monkeypatches ``numpy.testing`` fools only the visible tests.
+"""
+from __future__ import annotations
+
+import copy
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import nbformat
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+ASSIGNMENT = "tiny"
+
+SETUP = '''\
+# Setup (do not edit): oracles and the checker are captured before any of your code runs.
+import os, sys, time
+import numpy as np
+import numpy.testing as npt
+
+
+def _sealed():
+    _type, _len, _range, _abs, _AE, _list, _float, _int = type, len, range, abs, AssertionError, list, float, int
+    _ndarray, _tolist = np.ndarray, np.ndarray.tolist
+
+    def check(actual, expected, name):
+        if _type(actual) is _ndarray:
+            actual = _tolist(actual)
+        if _type(actual) is not _type(expected):
+            raise _AE(f"{name}: expected a {_type(expected).__name__}, got {_type(actual).__name__}")
+        if _type(expected) is _list:
+            if _len(actual) != _len(expected):
+                raise _AE(f"{name}: wrong shape")
+            for i in _range(_len(expected)):
+                check(actual[i], expected[i], name)
+        elif _type(expected) is _float:
+            if not _abs(actual - expected) <= 1e-9:
+                raise _AE(f"{name}: expected {expected!r}, got {actual!r}")
+        elif not (actual == expected):
+            raise _AE(f"{name}: expected {expected!r}, got {actual!r}")
+    return check
+
+
+_check = _sealed()
+_X = np.arange(6.0).reshape(2, 3)
+_SQ = (_X * _X).tolist()
+_ADD_CASES = [(3, 4, 7), (-2, 5, 3), (10, 10, 20)]
+'''
+
+ADD_SOLUTION = "def add(a, b):\n    ### BEGIN SOLUTION\n    return a + b\n    ### END SOLUTION"
+SQUARE_SOLUTION = ("def square(x):\n    \"\"\"Elementwise square of an array.\"\"\"\n    ### BEGIN SOLUTION\n"
+                   "    return np.asarray(x) ** 2\n    ### END SOLUTION")
+MEAN_SOLUTION = "def mean(xs):\n    ### BEGIN SOLUTION\n    return sum(xs) / len(xs)\n    ### END SOLUTION"
+
+TEST_ADD = '''\
+assert add(1, 2) == 3, "add(1, 2) should be 3"
+print("add: visible tests passed")
+### BEGIN HIDDEN TESTS
+for _a, _b, _want in _ADD_CASES:
+    _check(add(_a, _b), _want, f"hidden add({_a}, {_b})")
+### END HIDDEN TESTS'''
+TEST_SQUARE = '''\
+npt.assert_allclose(square(np.array([1.0, 2.0])), [1.0, 4.0], err_msg="square([1, 2]) should be [1, 4]")
+### BEGIN HIDDEN TESTS
+_check(square(_X), _SQ, "hidden square(X)")
+### END HIDDEN TESTS'''
+TEST_MEAN = '''\
+assert mean([1, 2, 3]) == 2, "mean([1, 2, 3]) should be 2"
+### BEGIN HIDDEN TESTS
+_check(mean([2.0, 4.0]), 3.0, "hidden mean")
+### END HIDDEN TESTS'''
+
+HIDDEN_LINES = ['for _a, _b, _want in _ADD_CASES:', '_check(add(_a, _b), _want, f"hidden add({_a}, {_b})")',
+                '_check(square(_X), _SQ, "hidden square(X)")', '_check(mean([2.0, 4.0]), 3.0, "hidden mean")',
+                "BEGIN HIDDEN TESTS"]
+
+ADD_OK = "def add(a, b):\n    return a + b"
+SQUARE_OK = "def square(x):\n    return np.asarray(x) ** 2"
+MEAN_OK = "def mean(xs):\n    return sum(xs) / len(xs)"
+ANSWERS_OK = {"add": ADD_OK, "square": SQUARE_OK, "mean": MEAN_OK}
+
+
+def _meta(grade_id, grade=False, solution=False, locked=False, points=None):
+    meta = {"grade": grade, "grade_id": grade_id, "locked": locked, "schema_version": 3, "solution": solution}
+    if points is not None:
+        meta["points"] = points
+    return {"nbgrader": meta}
+
+
+def source_notebook():
+    v4 = nbformat.v4
+    cells = [
+        v4.new_markdown_cell("# Tiny assignment\nImplement `add`, `square` and `mean`."),
+        v4.new_code_cell(SETUP, metadata=_meta("setup", locked=True)),
+        v4.new_code_cell(ADD_SOLUTION, metadata=_meta("add", solution=True)),
+        v4.new_code_cell(TEST_ADD, metadata=_meta("test_add", grade=True, locked=True, points=2)),
+        v4.new_code_cell(SQUARE_SOLUTION, metadata=_meta("square", solution=True)),
+        v4.new_code_cell(TEST_SQUARE, metadata=_meta("test_square", grade=True, locked=True, points=3)),
+        v4.new_code_cell(MEAN_SOLUTION, metadata=_meta("mean", solution=True)),
+        v4.new_code_cell(TEST_MEAN, metadata=_meta("test_mean", grade=True, locked=True, points=1)),
+    ]
+    nb = v4.new_notebook(cells=cells)
+    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+    return nb
+
+
+def nbgrader_env() -> dict[str, str]:
+    env = dict(os.environ)
+    env["PATH"] = str(Path(sys.executable).parent) + os.pathsep + env.get("PATH", "")
+    env.pop("CNNCOURSE_DB", None)
+    env.pop("CNNCOURSE_ROOT", None)
+    env["PYTHONWARNINGS"] = "ignore"
+    return env
+
+
+def make_course(where: Path) -> tuple[Path, nbformat.NotebookNode]:
+    """A course folder with the real nbgrader config and the ``tiny`` assignment; returns (root, released nb)."""
+    root = where / "course"
+    (root / "solutions" / ASSIGNMENT).mkdir(parents=True)
+    shutil.copy2(ROOT / "nbgrader_config.py", root / "nbgrader_config.py")
+    nbformat.write(source_notebook(), root / "solutions" / ASSIGNMENT / f"{ASSIGNMENT}.ipynb")
+    from cnncourse import course
+
+    released = course.generate(root, ASSIGNMENT, where / "release")
+    return root, nbformat.read(released / f"{ASSIGNMENT}.ipynb", as_version=4)
+
+
+def cell_by_id(nb, grade_id):
+    return next(c for c in nb.cells if c.metadata.get("nbgrader", {}).get("grade_id") == grade_id)
+
+
+def answered(released, answers: dict[str, str]):
+    nb = copy.deepcopy(released)
+    for gid, code in answers.items():
+        cell_by_id(nb, gid).source = code
+    return nb
+
+
+def submit(root: Path, student: str, nb=None, name=f"{ASSIGNMENT}.ipynb", raw: str | None = None) -> Path:
+    folder = root / "submitted" / student / ASSIGNMENT
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "timestamp.txt").write_text("2026-11-20 12:00:00.000000 UTC")
+    if raw is not None:
+        (folder / name).write_text(raw)
+    elif nb is not None:
+        nbformat.write(nb, folder / name)
+    return folder
+
+
+def run_cli(root: Path, *args: str, timeout: float = 300) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "cnncourse.cli", "--root", str(root), *args], cwd=root,
+                          env=nbgrader_env(), capture_output=True, text=True, timeout=timeout)
+
+
+def scores(root: Path) -> dict[str, tuple[float, float]]:
+    from nbgrader.api import Gradebook
+
+    with Gradebook(f"sqlite:///{root / 'gradebook.db'}", "cnncourse") as gb:
+        return {s.student.id: (s.score, s.max_score) for s in gb.assignment_submissions(ASSIGNMENT)}
+
+
+def cell_scores(root: Path, student: str) -> dict[str, float]:
+    from nbgrader.api import Gradebook
+
+    with Gradebook(f"sqlite:///{root / 'gradebook.db'}", "cnncourse") as gb:
+        sub = gb.find_submission(ASSIGNMENT, student)
+        return {g.name: g.score for nb in sub.notebooks for g in nb.grades}
+
+
+def leftover_processes(marker: str) -> list[str]:
+    """Command lines of live processes (other than this one) that mention ``marker``."""
+    found = []
+    for entry in os.scandir("/proc"):
+        if not entry.name.isdigit() or int(entry.name) == os.getpid():
+            continue
+        try:
+            cmd = Path(f"/proc/{entry.name}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+            state = Path(f"/proc/{entry.name}/stat").read_text().rsplit(")", 1)[1].split()[0]
+        except OSError:
+            continue
+        if marker in cmd and state != "Z":
+            found.append(f"{entry.name}: {cmd[:200]}")
+    return found
+
+
+@pytest.fixture(scope="session")
+def tiny_course(tmp_path_factory):
+    where = tmp_path_factory.mktemp("tiny")
+    root, released = make_course(where)
+    return root, released
