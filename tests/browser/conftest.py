@@ -50,6 +50,7 @@ def chromium_path() -> str | None:
     return shutil.which("chromium") or shutil.which("chromium-browser")
 
 
+@pytest.hookimpl(tryfirst=True)  # before pytest-xdist reads the xdist_group marks (--dist loadgroup)
 def pytest_collection_modifyitems(config, items):
     """Every test in tests/browser/ is a browser test: mark it, keep it on one xdist worker (one JupyterLab),
     and skip it, saying how to enable it, when Chromium or Playwright is missing."""
