@@ -12,8 +12,8 @@ input raises ``ValueError`` (PyTorch silently drops the remainder). Arithmetic h
 floating dtype (float64 in the course).
 
 The ``*_naive`` versions are loops a student can read; ``conv_forward_im2col`` / ``conv_backward_im2col``
-gather every receptive field into a matrix (``sliding_window_view``) so that the convolution is one matrix
-product, with Python loops only over the kernel taps in the backward pass.
+gather every receptive field into a matrix (``sliding_window_view``) so that the convolution is a matrix
+product per image, with Python loops only over the kernel taps in the backward pass.
 """
 from __future__ import annotations
 
@@ -76,6 +76,7 @@ def _conv_setup(x: np.ndarray, w: np.ndarray, b: np.ndarray, conv_param: dict):
 
 
 def _pool_setup(x: np.ndarray, pool_param: dict):
+    """Validate a pooling layer's inputs; return ((kh, kw), (sh, sw), (H_out, W_out))."""
     _check_4d("x", x)
     missing = {"pool_height", "pool_width", "stride"} - set(pool_param)
     if missing:
@@ -158,20 +159,21 @@ def _windows(xp: np.ndarray, kernel: tuple[int, int], stride: tuple[int, int]) -
 
 
 def conv_forward_im2col(x: np.ndarray, w: np.ndarray, b: np.ndarray, conv_param: dict):
-    """Vectorised convolution forward pass: gather the receptive fields into a matrix and multiply once.
+    """Vectorised convolution forward pass: gather the receptive fields into matrices and multiply.
 
-    Same inputs and ``out`` as :func:`conv_forward_naive`. The column matrix ``cols`` has one row per output
-    pixel, ``(N * H_out * W_out, C * HH * WW)``, so ``out = cols @ w.reshape(F, -1).T + b``.
-    Returns ``(out, cache)`` with ``cache = (x, w, b, conv_param, cols)``.
+    Same inputs and ``out`` as :func:`conv_forward_naive`. For each image the column matrix has one row per
+    weight position and one column per output pixel, ``cols: (N, C * HH * WW, H_out * W_out)``, so that
+    ``out[n] = w.reshape(F, -1) @ cols[n] + b`` lands directly in ``(F, H_out, W_out)`` order (no transpose
+    of the output). Returns ``(out, cache)`` with ``cache = (x, w, b, conv_param, cols)``.
     """
     stride, (ph, pw), (H_out, W_out) = _conv_setup(x, w, b, conv_param)
     N, F = x.shape[0], w.shape[0]
     dtype = _float(x, w, b)
-    windows = _windows(pad(x, (ph, pw)).astype(dtype, copy=False), w.shape[2:], stride)
-    cols = windows.transpose(0, 2, 3, 1, 4, 5).reshape(N * H_out * W_out, -1)  # the one copy
-    out = cols @ w.reshape(F, -1).T.astype(dtype, copy=False) + b
-    out = np.ascontiguousarray(out.reshape(N, H_out, W_out, F).transpose(0, 3, 1, 2))
-    return out, (x, w, b, conv_param, cols)
+    windows = _windows(pad(x, (ph, pw)).astype(dtype, copy=False), w.shape[2:], stride)  # (N, C, Ho, Wo, HH, WW)
+    cols = windows.transpose(0, 1, 4, 5, 2, 3).reshape(N, -1, H_out * W_out)  # the one copy
+    out = np.matmul(w.reshape(F, -1).astype(dtype, copy=False), cols)  # (N, F, Ho * Wo)
+    out += b.astype(dtype, copy=False)[:, None]
+    return out.reshape(N, F, H_out, W_out), (x, w, b, conv_param, cols)
 
 
 def conv_backward_im2col(dout: np.ndarray, cache: tuple):
@@ -187,10 +189,10 @@ def conv_backward_im2col(dout: np.ndarray, cache: tuple):
     F, _, HH, WW = w.shape
     if dout.shape != (N, F, H_out, W_out):
         raise ValueError(f"dout must have the shape of out, {(N, F, H_out, W_out)}, got {dout.shape}")
-    dout_mat = dout.transpose(0, 2, 3, 1).reshape(-1, F)  # (N*H_out*W_out, F), rows match cols
-    db = dout_mat.sum(axis=0)
-    dw = (dout_mat.T @ cols).reshape(w.shape)
-    dcols = (dout_mat @ w.reshape(F, -1)).reshape(N, H_out, W_out, C, HH, WW).transpose(0, 3, 4, 5, 1, 2)
+    dout_mat = dout.reshape(N, F, H_out * W_out)
+    db = dout.sum(axis=(0, 2, 3))
+    dw = np.tensordot(dout_mat, cols, axes=([0, 2], [0, 2])).reshape(w.shape)  # sum over images and pixels
+    dcols = np.matmul(w.reshape(F, -1).T, dout_mat).reshape(N, C, HH, WW, H_out, W_out)
     dxp = np.zeros((N, C, H + 2 * ph, W + 2 * pw), dtype=dcols.dtype)
     for k in range(HH):
         for l in range(WW):
