@@ -112,6 +112,9 @@ def test_bar_table_from_layer_table():
     fig = plotting.plot_bar_table(layer_table(model, (3, 8, 8)))
     assert len(fig.axes) == 2
     assert [t.get_text() for t in fig.axes[0].get_yticklabels()] == ["0", "3"]  # ReLU and Flatten skipped
+    assert fig.axes[0].yaxis_inverted()  # first layer on top
+    assert [p.get_facecolor()[:3] for p in fig.axes[0].patches] == [matplotlib.colors.to_rgb("tab:blue"),
+                                                                     matplotlib.colors.to_rgb("tab:orange")]
     assert fig.axes[1].get_xlabel() == "multiply-accumulates (MACs)"
     fig = plotting.plot_bar_table({"conv": {"params": 10}, "fc": {"params": 30}}, columns=["params"], log=True)
     assert fig.axes[0].get_xscale() == "log"
