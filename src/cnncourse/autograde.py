@@ -680,26 +680,27 @@ def merge(db_url: str, cid: str, assignment: str, result: Result) -> None:
             s.delete(old)
             s.flush()
         stamp = utils.parse_utc(result.timestamp) if result.timestamp else None
-        sub = SubmittedAssignment(assignment=a, student=student, timestamp=stamp, extension=extension)
-        s.add(sub)
-        for notebook in a.notebooks:
-            data = result.notebooks.get(notebook.name, {})
-            snb = SubmittedNotebook(notebook=notebook, assignment=sub,
-                                    late_submission_penalty=data.get("late_submission_penalty"))
-            grades = data.get("grades", {})
-            for cell in list(notebook.grade_cells) + list(notebook.task_cells):
-                values = dict(grades.get(cell.name) or {"auto_score": 0.0, "needs_manual_grade": False})
-                values.pop("max_score", None)
-                values.update({k: v for k, v in keep.get((notebook.name, "g", cell.name), {}).items()
-                               if v is not None})
-                Grade(cell=cell, notebook=snb, **values)
-            comments = data.get("comments", {})
-            for cell in list(notebook.solution_cells) + list(notebook.task_cells):
-                values = dict(comments.get(cell.name) or {})
-                values.update({k: v for k, v in keep.get((notebook.name, "c", cell.name), {}).items()
-                               if v is not None})
-                Comment(cell=cell, notebook=snb, **values)
-        s.add(sub)
+        with s.no_autoflush:  # build the whole submission, then write it at once
+            sub = SubmittedAssignment(assignment=a, student=student, timestamp=stamp, extension=extension)
+            s.add(sub)
+            for notebook in a.notebooks:
+                data = result.notebooks.get(notebook.name, {})
+                snb = SubmittedNotebook(notebook=notebook, assignment=sub,
+                                        late_submission_penalty=data.get("late_submission_penalty"))
+                s.add(snb)
+                grades = data.get("grades", {})
+                for cell in list(notebook.grade_cells) + list(notebook.task_cells):
+                    values = dict(grades.get(cell.name) or {"auto_score": 0.0, "needs_manual_grade": False})
+                    values.pop("max_score", None)
+                    values.update({k: v for k, v in keep.get((notebook.name, "g", cell.name), {}).items()
+                                   if v is not None})
+                    s.add(Grade(cell=cell, notebook=snb, **values))
+                comments = data.get("comments", {})
+                for cell in list(notebook.solution_cells) + list(notebook.task_cells):
+                    values = dict(comments.get(cell.name) or {})
+                    values.update({k: v for k, v in keep.get((notebook.name, "c", cell.name), {}).items()
+                                   if v is not None})
+                    s.add(Comment(cell=cell, notebook=snb, **values))
         s.commit()
     except BaseException:
         s.rollback()
@@ -903,7 +904,8 @@ def feedback(root: Path, assignment: str, students: list[str] | None = None, db_
     root = Path(root).resolve()
     db_url = db_url or default_db_url(root)
     written: list[Path] = []
-    targets = students or sorted(p.name for p in (root / "autograded").glob("*") if (p / assignment).is_dir())
+    targets = students or sorted(p.name for p in (root / "autograded").glob("*")
+                                 if (p / assignment).is_dir() and not p.name.startswith("."))
     for student in targets:
         if not (root / "autograded" / student / assignment).is_dir():
             raise course.CourseError(f"{student} has no autograded {assignment}: run `cnncourse grade {assignment}`")

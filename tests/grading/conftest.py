@@ -12,6 +12,7 @@ import os
 import shutil
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 import nbformat
@@ -121,16 +122,27 @@ def nbgrader_env() -> dict[str, str]:
     return env
 
 
-def make_course(where: Path) -> tuple[Path, nbformat.NotebookNode]:
-    """A course folder with the real nbgrader config and the ``tiny`` assignment; returns (root, released nb)."""
-    root = where / "course"
-    (root / "solutions" / ASSIGNMENT).mkdir(parents=True)
-    shutil.copy2(ROOT / "nbgrader_config.py", root / "nbgrader_config.py")
-    nbformat.write(source_notebook(), root / "solutions" / ASSIGNMENT / f"{ASSIGNMENT}.ipynb")
-    from cnncourse import course
+_TEMPLATE: dict[str, Path] = {}
 
-    released = course.generate(root, ASSIGNMENT, where / "release")
-    return root, nbformat.read(released / f"{ASSIGNMENT}.ipynb", as_version=4)
+
+def make_course(where: Path) -> tuple[Path, nbformat.NotebookNode]:
+    """A course folder with the real nbgrader config and the ``tiny`` assignment; returns (root, released nb).
+    The assignment is released once (nbgrader's GenerateAssignment) and copied for every further course."""
+    from cnncourse import autograde
+
+    root = where / "course"
+    if "root" not in _TEMPLATE:
+        base = Path(tempfile.mkdtemp(prefix="cnncourse-tiny-"))
+        (base / "course" / "solutions" / ASSIGNMENT).mkdir(parents=True)
+        shutil.copy2(ROOT / "nbgrader_config.py", base / "course" / "nbgrader_config.py")
+        nbformat.write(source_notebook(), base / "course" / "solutions" / ASSIGNMENT / f"{ASSIGNMENT}.ipynb")
+        autograde._fast_alembic_version()
+        autograde._run_nbgrader_generate(base / "course", ASSIGNMENT, base / "release",
+                                         f"sqlite:///{base / 'release.db'}")
+        _TEMPLATE["root"] = base / "course"
+        _TEMPLATE["released"] = base / "release" / "course" / "assignments" / ASSIGNMENT / f"{ASSIGNMENT}.ipynb"
+    shutil.copytree(_TEMPLATE["root"], root)
+    return root, nbformat.read(_TEMPLATE["released"], as_version=4)
 
 
 def cell_by_id(nb, grade_id):
@@ -196,3 +208,88 @@ def tiny_course(tmp_path_factory):
     where = tmp_path_factory.mktemp("tiny")
     root, released = make_course(where)
     return root, released
+
+
+# ------------------------------------------------------------------ the battery: one class, graded once
+FORK_BOMB = """\
+import os, time
+for _ in range(300):            # bounded on purpose: the grader must stop it long before
+    if os.fork() == 0:
+        time.sleep(60)
+        os._exit(0)
+"""
+MONKEYPATCH = """\
+import numpy.testing, numpy as np
+numpy.testing.assert_allclose = lambda *args, **kwargs: None     # every visible check now passes
+np.testing.assert_allclose = numpy.testing.assert_allclose
+def square(x):
+    return np.asarray(x) * 2                                       # wrong
+"""
+
+# student -> (expected score, expected status, per-cell expectations or None)
+EXPECTED = {
+    "good": (6, "graded", None),
+    "blank": (0, "graded", None),
+    "raises": (0, "graded", None),
+    "loop": (4, "timed out", {"test_add": 0, "test_square": 3, "test_mean": 1}),
+    "slow": (5, "timed out", {"test_add": 2, "test_square": 3, "test_mean": 0}),
+    "memory": (3, "graded", {"test_add": 2, "test_square": 0, "test_mean": 1}),
+    "osexit": (2, "crashed", {"test_add": 2, "test_square": 0, "test_mean": 0}),
+    "sysexit": (5, "graded", {"test_add": 2, "test_square": 3, "test_mean": 0}),
+    "deleted_tests": (6, "graded", None),
+    "edited_tests": (4, "graded", {"test_add": 0, "test_square": 3, "test_mean": 1}),
+    "monkeypatch": (3, "graded", {"test_add": 2, "test_square": 0, "test_mean": 1}),
+    "corrupted": (0, "invalid notebook", None),
+    "renamed": (6, "graded", None),
+    "missing": (0, "missing notebook", None),
+    "huge_output": (6, "graded", None),
+    "fork_bomb": (2, "crashed", {"test_add": 2, "test_square": 0, "test_mean": 0}),
+}
+
+
+def build_class(root, released):
+    ok = answered(released, ANSWERS_OK)
+    submit(root, "good", ok)
+    submit(root, "blank", released)
+
+    nb = answered(released, {k: "raise RuntimeError('boom')" for k in ANSWERS_OK})
+    for cell in nb.cells:  # every cell raises, the locked/test ones too (nbgrader restores those)
+        if cell.cell_type == "code":
+            cell.source = "raise RuntimeError('boom')\n" + cell.source
+    nb.cells.insert(0, nbformat.v4.new_code_cell("raise RuntimeError('first')"))
+    submit(root, "raises", nb)
+
+    submit(root, "loop", answered(released, {**ANSWERS_OK, "add": "while True:\n    pass"}))
+    submit(root, "slow", answered(released, {**ANSWERS_OK, "square": "time.sleep(5)\n" + SQUARE_OK,
+                                             "mean": "time.sleep(60)\n" + MEAN_OK}))
+    submit(root, "memory", answered(released, {
+        **ANSWERS_OK, "square": "_hog = []\nwhile True:\n    _hog.append(bytes(64 * 1024 * 1024))\n" + SQUARE_OK}))
+    submit(root, "osexit", answered(released, {**ANSWERS_OK, "square": "import os\nos._exit(1)"}))
+    submit(root, "sysexit", answered(released, {**ANSWERS_OK, "mean": "import sys\nsys.exit(3)"}))
+
+    nb = answered(released, ANSWERS_OK)
+    nb.cells = [c for c in nb.cells if c.metadata.get("nbgrader", {}).get("grade_id") not in
+                ("test_add", "test_square", "setup")]
+    submit(root, "deleted_tests", nb)
+
+    nb = answered(released, {**ANSWERS_OK, "add": "def add(a, b):\n    return a - b"})
+    cell_by_id(nb, "test_add").source = "pass  # tests? what tests?"
+    submit(root, "edited_tests", nb)
+
+    submit(root, "monkeypatch", answered(released, {**ANSWERS_OK, "square": MONKEYPATCH}))
+    text = nbformat.writes(ok)
+    submit(root, "corrupted", raw=text[: len(text) // 2])
+    submit(root, "renamed", ok, name=f"{ASSIGNMENT}-Copy1.ipynb")
+    (submit(root, "missing") / "notes.txt").write_text("I could not make it work")
+    submit(root, "huge_output", answered(released, {**ANSWERS_OK, "mean": "print('x' * (50 * 1024 * 1024))\n"
+                                                                         + MEAN_OK}))
+    submit(root, "fork_bomb", answered(released, {**ANSWERS_OK, "square": FORK_BOMB}))
+
+
+@pytest.fixture(scope="session")
+def graded_class(tiny_course):
+    root, released = tiny_course
+    build_class(root, released)
+    proc = run_cli(root, "grade", ASSIGNMENT, "--jobs", "2", "--timeout-cell", "6", "--timeout-notebook", "10",
+                   "--memory", "1024", "--max-procs", "32", "--no-progress")
+    return root, proc
