@@ -47,7 +47,7 @@ def _relabel_odd(ds: data.ImageDataset) -> data.ImageDataset:
 
 
 def source_task(size: int = 8) -> tuple[data.ImageDataset, data.ImageDataset]:
-    """The source task: the ten digits, on half of ``digits()``'s 1,437 training images (718).
+    """The source task: the ten digits, on half of ``digits()``'s 1,438 training images (719).
 
     Returns ``(train, val)``; ``val`` is ``digits()``'s validation split (359 images, never used for training
     by either task). Images ``(N, 1, size, size)``, labels 0-9.
