@@ -28,8 +28,8 @@ from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[2]
-SCREENSHOTS = ROOT / "reports" / "browser"
+from jlab import ROOT, SCREENSHOTS, screenshot
+
 COURSE_PARTS = ("lectures", "assignments", "solutions", "nbgrader_config.py")
 CHROMIUM_CANDIDATES = ("/usr/bin/chromium", "/usr/bin/chromium-browser", "/usr/bin/google-chrome")
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--disable-background-networking",
@@ -224,10 +224,3 @@ def pytest_runtest_makereport(item, call):
     setattr(item, f"rep_{rep.when}", rep)
     return rep
 
-
-def screenshot(page, name: str, **kwargs) -> Path:
-    """Save a screenshot as reports/browser/<name>.png and return its path."""
-    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
-    path = SCREENSHOTS / f"{name}.png"
-    page.screenshot(path=str(path), **kwargs)
-    return path

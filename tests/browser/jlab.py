@@ -7,8 +7,18 @@ from pathlib import Path
 
 import nbformat
 
+ROOT = Path(__file__).resolve().parents[2]
+SCREENSHOTS = ROOT / "reports" / "browser"
 NOTEBOOK = ".jp-NotebookPanel:not(.lm-mod-hidden)"
 RUN_TIMEOUT_MS = 150_000
+
+
+def screenshot(page, name: str, **kwargs) -> Path:
+    """Save a screenshot as reports/browser/<name>.png and return its path."""
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    path = SCREENSHOTS / f"{name}.png"
+    page.screenshot(path=str(path), **kwargs)
+    return path
 
 
 def open_in_lab(page, lab, path: str = "", workspace: str = "test"):
@@ -97,3 +107,28 @@ def describe(out: dict) -> str:
 
 def dump(obj) -> str:
     return json.dumps(obj, indent=1, default=str)[:2000]
+
+
+def missing_figures(nb) -> list[str]:
+    """Code cells that end with a call to a cnncourse drawing function (``plot_*``/``draw_*``) but show no
+    image: e.g. a trailing ``;`` hides the figure that the function returns (it closes it in pyplot)."""
+    import ast
+
+    missing = []
+    for i, c in enumerate(nb.cells):
+        if c.cell_type != "code":
+            continue
+        source = "\n".join(line for line in c.source.splitlines() if not line.lstrip().startswith(("%", "!")))
+        try:
+            body = ast.parse(source).body
+        except SyntaxError:
+            continue
+        last = body[-1] if body else None
+        if not (isinstance(last, ast.Expr) and isinstance(last.value, ast.Call)):
+            continue
+        func = last.value.func
+        name = func.id if isinstance(func, ast.Name) else getattr(func, "attr", "")
+        if name.startswith(("plot_", "draw_")) and not any(
+                "image/png" in o.get("data", {}) for o in c.get("outputs", [])):
+            missing.append(f"cell {i} `{c.source.strip().splitlines()[-1].strip()}`")
+    return missing

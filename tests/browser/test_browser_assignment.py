@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from conftest import ROOT, screenshot
-from jlab import NOTEBOOK, cell, describe, error_outputs, nbgrader_meta, open_in_lab, run_all, save
+from jlab import (NOTEBOOK, ROOT, RUN_TIMEOUT_MS, cell, describe, error_outputs, missing_figures,
+                  nbgrader_meta, open_in_lab, run_all, save, screenshot)
 
 ASSIGNMENT = "conv_layers"
 RELEASED = f"assignments/{ASSIGNMENT}/{ASSIGNMENT}.ipynb"
@@ -14,7 +14,7 @@ SOURCE = f"solutions/{ASSIGNMENT}/{ASSIGNMENT}.ipynb"  # the nbgrader source not
 
 def _require(path: str) -> None:
     if not (ROOT / path).is_file():
-        pytest.skip(f"{path} does not exist yet (issue 4 writes it)")
+        pytest.fail(f"{path} is missing: the browser tests open it (run `cnncourse release {ASSIGNMENT}`?)")
 
 
 def _graded(nb) -> list[int]:
@@ -71,3 +71,19 @@ def test_solved_notebook_passes_every_visible_test(page, lab):
     _show(page, graded[-1], "assignment-3-solved-last-test")
     assert page.locator(f"{NOTEBOOK} .jp-OutputArea-output[data-mime-type='application/vnd.jupyter.stderr']") \
         .count() == 0, "an error or warning is shown in the browser"
+
+    # nbgrader's Validate button (what a student clicks before submitting) agrees.
+    page.locator(f"{NOTEBOOK} .jp-NotebookPanel-toolbar").get_by_text("Validate", exact=True).click()
+    dialog = page.locator(".jp-Dialog")
+    dialog.wait_for()
+    page.wait_for_function("() => { const d = document.querySelector('.jp-Dialog');"
+                           " return d && !/Validating/i.test(d.innerText); }", timeout=RUN_TIMEOUT_MS)
+    screenshot(page, "assignment-4-solved-validate")
+    result = dialog.inner_text()
+    assert "passes all the tests" in result, f"nbgrader Validate says:\n{result[:1500]}"
+    dialog.get_by_role("button").last.click()
+
+    # Every drawing the text refers to is there.
+    missing = missing_figures(nb)
+    assert not missing, (f"{SOURCE}: these cells draw a figure but show nothing (a trailing `;` hides the "
+                         f"figure cnncourse.plotting returns): {missing}")

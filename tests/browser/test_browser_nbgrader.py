@@ -2,10 +2,8 @@
 assignments, releasing one puts it in the students' Assignment List."""
 from __future__ import annotations
 
-import re
 
-from conftest import ROOT, screenshot
-from jlab import menu, open_in_lab
+from jlab import ROOT, menu, open_in_lab, screenshot
 
 
 def _assignments() -> list[str]:
