@@ -109,7 +109,7 @@ def dump(obj) -> str:
     return json.dumps(obj, indent=1, default=str)[:2000]
 
 
-def missing_figures(nb) -> list[str]:
+def missing_figures(nb) -> list[tuple[int, str]]:
     """Code cells that end with a call to a cnncourse drawing function (``plot_*``/``draw_*``) but show no
     image: e.g. a trailing ``;`` hides the figure that the function returns (it closes it in pyplot)."""
     import ast
@@ -130,5 +130,5 @@ def missing_figures(nb) -> list[str]:
         name = func.id if isinstance(func, ast.Name) else getattr(func, "attr", "")
         if name.startswith(("plot_", "draw_")) and not any(
                 "image/png" in o.get("data", {}) for o in c.get("outputs", [])):
-            missing.append(f"cell {i} `{c.source.strip().splitlines()[-1].strip()}`")
+            missing.append((i, c.source.strip().splitlines()[-1].strip()))
     return missing

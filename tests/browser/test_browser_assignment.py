@@ -85,5 +85,7 @@ def test_solved_notebook_passes_every_visible_test(page, lab):
 
     # Every drawing the text refers to is there.
     missing = missing_figures(nb)
+    if missing:
+        _show(page, missing[0][0], "FAILED-assignment-missing-figure")
     assert not missing, (f"{SOURCE}: these cells draw a figure but show nothing (a trailing `;` hides the "
-                         f"figure cnncourse.plotting returns): {missing}")
+                         "figure cnncourse.plotting returns): " + "; ".join(f"cell {i} `{src}`" for i, src in missing))

@@ -81,5 +81,6 @@ def test_lecture02_conv_explorer_stride_slider_changes_output_size(page, lab):
     errors = error_outputs(saved)
     assert not errors, f"{path} fails in JupyterLab: " + "; ".join(f"cell {i}: {describe(o)}" for i, o in errors)
     missing = missing_figures(saved)
-    assert not missing, f"{path}: these cells draw a figure but show nothing: {missing}"
+    assert not missing, f"{path}: these cells draw a figure but show nothing: " + "; ".join(
+        f"cell {i} `{src}`" for i, src in missing)
     assert not page.page_errors, f"JavaScript errors in JupyterLab: {page.page_errors}"
