@@ -23,7 +23,7 @@ def test_sealed_checker_reads_no_globals_at_call_time():
     # Every name the methods use is a local or a closure cell captured at creation, never a module global
     # or a builtin looked up when a hidden test runs (those a submission could have replaced).
     nested = [c for c in _codes(sealed_checker.__code__)][1:]
-    assert {c.co_name for c in nested} >= {"equal", "close", "_describe", "_wrong_type"}
+    assert {c.co_name for c in nested} >= {"equal", "close", "own", "_foreign", "_describe", "_wrong_type"}
     for code in nested:
         loads = [i.argval for i in dis.get_instructions(code) if i.opname in ("LOAD_GLOBAL", "LOAD_NAME")]
         assert loads == [], f"{code.co_name} reads globals {loads}"
@@ -232,3 +232,37 @@ def test_backward_hints():
         "max", layers.avg_pool_backward_naive(d, (xp, pp)) * 9, xp, pp, d)
     assert "1 / (pool_height * pool_width)" in grading.pool_backward_hint(
         "avg", layers.avg_pool_backward_naive(d, (xp, pp)) * 9, xp, pp, d)
+
+
+def test_own_rejects_delegating_to_the_reference_or_torch():
+    check = sealed_checker()
+    namespace = {"__name__": "__main__"}
+    exec(  # functions as a notebook defines them (module __main__)
+        "import numpy as np\n"
+        "import torch\n"
+        "import cnncourse.layers as layers\n"
+        "from cnncourse.layers import conv_forward_naive as ref\n"
+        "def helper(x):\n    return np.pad(x, 1)\n"
+        "def good(x):\n    return helper(x) + np.sum(x)\n"
+        "def nested(x):\n    f = lambda y: [np.abs(v) for v in y]\n    return f(x)\n"
+        "def via_module(x):\n    return layers.pad(x, 1)\n"
+        "def via_alias(x):\n    return ref(x)\n"
+        "def via_helper(x):\n    return via_alias(x)\n"
+        "def via_torch(x):\n    return torch.nn.functional.pad(x, (1, 1))\n"
+        "def via_import(x):\n    return __import__('cnncourse').layers.pad(x, 1)\n"
+        "def via_lambda(x):\n    g = lambda: ref(x)\n    return g()\n"
+        "def local_import(x):\n    from cnncourse.layers import pad as p\n    return p(x, 1)\n",
+        namespace)
+    check.own(namespace["good"], "good")
+    check.own(namespace["nested"], "nested")
+    for name, words in [("via_module", "uses `layers`"), ("via_alias", "`ref` from cnncourse.layers"),
+                        ("via_helper", "`ref` from cnncourse.layers"), ("via_torch", "uses `torch`"),
+                        ("via_import", "uses `__import__`"), ("via_lambda", "`ref` from cnncourse.layers"),
+                        ("local_import", "uses `cnncourse.layers`")]:
+        with pytest.raises(AssertionError, match=words):
+            check.own(namespace[name], name)
+    from cnncourse.layers import conv_forward_naive
+    with pytest.raises(AssertionError, match="must be written in this notebook"):
+        check.own(conv_forward_naive, "conv_forward_naive")
+    with pytest.raises(AssertionError, match="must be a function"):
+        check.own(None, "pad")

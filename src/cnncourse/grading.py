@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import builtins
 import math
+import types
 from dataclasses import dataclass
 from typing import Any, Callable
 
@@ -42,7 +43,7 @@ _SHOW = 5  # wrong entries listed in a failure message
 class SealedChecker:
     """Comparison methods bound at creation; see :func:`sealed_checker`. Immutable: no attribute can be set."""
 
-    __slots__ = ("equal", "close")
+    __slots__ = ("equal", "close", "own")
 
     def __setattr__(self, name, value):
         raise AttributeError("a sealed checker cannot be modified")
@@ -51,7 +52,7 @@ class SealedChecker:
         raise AttributeError("a sealed checker cannot be modified")
 
     def __repr__(self) -> str:
-        return "SealedChecker(equal, close)"
+        return "SealedChecker(equal, close, own)"
 
 
 def sealed_checker() -> SealedChecker:
@@ -66,14 +67,22 @@ def sealed_checker() -> SealedChecker:
     Types are checked with ``type(x) is ...`` (no subclasses, so no object with a rigged ``__eq__``), and
     every function used is captured in this closure now: later monkeypatching of ``numpy``, ``math``,
     ``builtins`` or ``cnncourse.grading`` has no effect. Failures raise ``AssertionError`` with a message
-    that names ``name``. (This stops answers that cheat by patching libraries, not a deliberate attack on
-    the checker's own internals such as rebinding ``_check`` or ``ctypes``; edited test cells are caught by
-    nbgrader's checksums.)
+    that names ``name``.
+    ``check.own(fn, name)``: ``fn`` is a plain function defined in the notebook (``__main__``) whose code, and
+    that of every notebook function it calls, names neither ``torch`` nor ``cnncourse`` (whose ``layers``
+    module holds the reference answers) nor ``importlib``/``__import__``/``eval``/``exec``, and uses no
+    object from those packages through a global name: an exercise that must be written in NumPy cannot
+    delegate to the oracle.
+
+    This stops answers that cheat by patching libraries or by calling the reference, not a deliberate
+    attack on the checker's own internals (rebinding ``_check``, ``ctypes``, reading the oracle arrays);
+    edited test cells are caught by nbgrader's checksums.
     """
     # Everything the methods need, captured now (ufuncs and C methods, not Python wrappers that read globals).
     _type, _len, _range, _min, _repr, _tuple, _int, _float, _str, _zip = (
         builtins.type, builtins.len, builtins.range, builtins.min, builtins.repr, builtins.tuple,
         builtins.int, builtins.float, builtins.str, builtins.zip)
+    _id = builtins.id
     _AssertionError, _fabs, _isnan, _bool = builtins.AssertionError, math.fabs, math.isnan, builtins.bool
     _ndarray = np.ndarray
     _int_types = (int, np.int8, np.int16, np.int32, np.int64, np.uint8, np.uint16, np.uint32, np.uint64)
@@ -84,6 +93,10 @@ def sealed_checker() -> SealedChecker:
     _nonzero, _ravel, _tolist, _astype = _ndarray.nonzero, _ndarray.ravel, _ndarray.tolist, _ndarray.astype
     _float64, _int64 = np.float64, np.int64
     _show = _SHOW
+    _FunctionType, _ModuleType, _getattr, _set = types.FunctionType, types.ModuleType, builtins.getattr, builtins.set
+    _forbidden_roots = ("torch", "cnncourse")
+    _forbidden_names = frozenset({"torch", "cnncourse", "layers", "importlib", "import_module", "__import__",
+                                  "eval", "exec", "compile", "sys", "modules", "builtins", "__builtins__"})
 
     def _describe(x):
         t = _type(x)
@@ -169,9 +182,50 @@ def sealed_checker() -> SealedChecker:
             f"{name}: {nbad} of {bad.size} entries differ (max relative error {max_rel}; "
             f"tolerance atol={atol:g} + rtol={rtol:g} * |expected|)\n" + "\n".join(lines) + more)
 
+    def _foreign(value):
+        """The forbidden package ``value`` comes from, or ``""``."""
+        label = value.__name__ if _type(value) is _ModuleType else _getattr(value, "__module__", None)
+        if _type(label) is not _str:
+            return ""
+        for root in _forbidden_roots:
+            if label == root or label.startswith(root + "."):
+                return label
+        return ""
+
+    def own(fn, name="function"):
+        if _type(fn) is not _FunctionType:
+            raise _AssertionError(f"{name} must be a function defined with `def` in this notebook, "
+                                  f"got {_describe(fn)}")
+        todo, seen = [fn], _set()
+        while todo:
+            f = todo.pop()
+            if f.__module__ != "__main__":
+                raise _AssertionError(f"{name} must be written in this notebook: {f.__qualname__} comes from "
+                                      f"{f.__module__} (write it yourself in NumPy)")
+            codes = [f.__code__]
+            while codes:
+                code = codes.pop()
+                for ident in code.co_names:
+                    if ident.partition(".")[0] in _forbidden_names:  # also `import cnncourse.layers` in fn
+                        raise _AssertionError(f"{name} uses `{ident}`: this exercise must be solved with NumPy "
+                                              "only (no torch, no cnncourse, no dynamic imports)")
+                    if ident in f.__globals__:
+                        value = f.__globals__[ident]
+                        origin = _foreign(value)
+                        if origin:
+                            raise _AssertionError(f"{name} uses `{ident}` from {origin}: this exercise must be "
+                                                  "solved with NumPy only")
+                        if _type(value) is _FunctionType and _id(value) not in seen:
+                            seen.add(_id(value))
+                            todo.append(value)
+                for const in code.co_consts:
+                    if _type(const) is _type(code):
+                        codes.append(const)
+
     checker = object.__new__(SealedChecker)
     object.__setattr__(checker, "equal", equal)
     object.__setattr__(checker, "close", close)
+    object.__setattr__(checker, "own", own)
     return checker
 
 
