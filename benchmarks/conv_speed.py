@@ -3,7 +3,8 @@
 Times one convolution forward pass, N=16 images, 3 -> 32 channels, 32x32, 3x3 kernel, stride 1, pad 1, on
 the CPU in one dtype (float64 by default, the course's dtype) for three implementations:
 ``cnncourse.layers.conv_forward_naive`` (four Python loops), ``conv_forward_im2col`` (one matrix product)
-and ``torch.nn.functional.conv2d``. Each is the best of ``--repeats`` runs (naive: ``--naive-repeats``).
+and ``torch.nn.functional.conv2d``. Each is the best of 3 rounds of ``--repeats`` runs (naive: one round
+of ``--naive-repeats``).
 Backward passes of im2col and torch are timed too. Prints a table and the ratios and writes them as JSON
 to ``reports/conv_speed.json``.
 
@@ -27,15 +28,20 @@ from cnncourse.layers import conv_backward_im2col, conv_forward_im2col, conv_for
 CASE = dict(N=16, C=3, F=32, H=32, W=32, kernel=3, stride=1, pad=1)
 
 
-def best_time(fn, repeats: int) -> float:
-    """Fastest of ``repeats`` calls in seconds (the minimum is the least noisy estimate on a shared machine)."""
-    fn()  # warm-up: allocations, torch kernel selection
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return min(times)
+def best_times(fns: dict, repeats: int, rounds: int = 3) -> dict:
+    """Fastest call of each function, in seconds: ``rounds`` rounds in which each function runs ``repeats``
+    times in a row. A function's calls are kept together because interleaving NumPy's BLAS threads with
+    torch's thread pool makes both spin-wait on each other; the rounds let every implementation meet a
+    quiet moment on a shared machine, and the minimum is the least noisy estimate."""
+    best = {name: float("inf") for name in fns}
+    for _ in range(rounds):
+        for name, fn in fns.items():
+            fn()  # warm-up: allocations, thread pools, torch kernel selection
+            for _ in range(repeats):
+                start = time.perf_counter()
+                fn()
+                best[name] = min(best[name], time.perf_counter() - start)
+    return best
 
 
 def run(dtype: str = "float64", repeats: int = 20, naive_repeats: int = 1, threads: int | None = None) -> dict:
@@ -63,13 +69,13 @@ def run(dtype: str = "float64", repeats: int = 20, naive_repeats: int = 1, threa
         gx.grad = gw.grad = gb.grad = None
         F.conv2d(gx, gw, gb, stride=c["stride"], padding=c["pad"]).backward(tdout)
 
-    seconds = {
-        "naive forward": best_time(lambda: conv_forward_naive(x, w, b, conv_param), naive_repeats),
-        "im2col forward": best_time(lambda: conv_forward_im2col(x, w, b, conv_param), repeats),
-        "torch forward": best_time(lambda: F.conv2d(tx, tw, tb, stride=c["stride"], padding=c["pad"]), repeats),
-        "im2col backward": best_time(lambda: conv_backward_im2col(dout, cache), repeats),
-        "torch forward+backward": best_time(torch_backward, repeats),
-    }
+    seconds = best_times({"naive forward": lambda: conv_forward_naive(x, w, b, conv_param)}, naive_repeats, rounds=1)
+    seconds.update(best_times({
+        "im2col forward": lambda: conv_forward_im2col(x, w, b, conv_param),
+        "torch forward": lambda: F.conv2d(tx, tw, tb, stride=c["stride"], padding=c["pad"]),
+        "im2col backward": lambda: conv_backward_im2col(dout, cache),
+        "torch forward+backward": torch_backward,
+    }, repeats))
     ratios = {
         "naive / im2col (forward)": seconds["naive forward"] / seconds["im2col forward"],
         "im2col / torch (forward)": seconds["im2col forward"] / seconds["torch forward"],
