@@ -67,7 +67,7 @@ class Limits:
 
     timeout_cell: int = 60
     timeout_notebook: int = 600
-    memory_mb: int = 2048
+    memory_mb: int = 4096
     max_procs: int = 64
     output_bytes: int = 1_000_000
     threads: int = 1  # OMP/MKL threads per kernel (jobs x threads <= cores)
@@ -376,6 +376,7 @@ class Job:
     template_db: str
     course_id: str
     limits: Limits
+    extension_s: float | None = None  # the student's extension in the class gradebook (late penalties)
 
     @property
     def result_file(self) -> Path:
@@ -443,6 +444,13 @@ def _grade_in_scratch(job: Job) -> Result:
     shutil.copytree(root / "submitted" / job.student / job.assignment, submitted, ignore=ignore, symlinks=True)
     db = scratch / "gradebook.db"
     shutil.copyfile(job.template_db, db)
+    if job.extension_s:
+        from nbgrader.api import Gradebook
+
+        with Gradebook(f"sqlite:///{db}", job.course_id) as gb:
+            gb.update_or_create_student(job.student)
+            gb.update_or_create_submission(job.assignment, job.student,
+                                           extension=datetime.timedelta(seconds=job.extension_s))
     notes = repair_submission(source, submitted)
 
     cfg = course_config(root)
@@ -640,14 +648,31 @@ def _structure(db_url: str, cid: str, assignment: str):
 
 def prepare(root: Path, assignment: str, db_url: str, workdir: Path, cid: str) -> Path:
     """Make the template gradebook for the workers (``workdir/template/gradebook.db``) and make sure the
-    class gradebook knows the assignment with the same cells (runs generate_assignment on it only if not)."""
+    class gradebook knows the assignment with the same cells (runs generate_assignment on it only if not).
+    The template gets the class gradebook's due date, so workers compute lateness as nbgrader would."""
+    from nbgrader.api import Gradebook
+
     template = workdir / "template"
     template.mkdir()
     template_url = f"sqlite:///{template / 'gradebook.db'}"
     _run_nbgrader_generate(root, assignment, template / "gen", template_url)
     if _structure(db_url, cid, assignment) != _structure(template_url, cid, assignment):
         _run_nbgrader_generate(root, assignment, workdir / "class-gen", db_url)
+    with Gradebook(db_url, cid) as gb:
+        duedate = gb.find_assignment(assignment).duedate
+    if duedate is not None:
+        with Gradebook(template_url, cid) as gb:
+            gb.update_or_create_assignment(assignment, duedate=duedate)
     return template / "gradebook.db"
+
+
+def extensions(db_url: str, cid: str, assignment: str) -> dict[str, float]:
+    """Seconds of extension per student for ``assignment`` in the class gradebook."""
+    from nbgrader.api import Gradebook
+
+    with Gradebook(db_url, cid) as gb:
+        return {s.student.id: s.extension.total_seconds() for s in gb.assignment_submissions(assignment)
+                if s.extension}
 
 
 def merge(db_url: str, cid: str, assignment: str, result: Result) -> None:
@@ -795,8 +820,9 @@ def grade(root: Path, assignment: str, students: list[str] | None = None, jobs: 
         work = Path(tmp)
         _preload()
         template = prepare(root, assignment, db_url, work, cid)
-        pending = deque(Job(str(root), assignment, s, str(work / "jobs" / s), str(template), cid, limits)
-                        for s in todo)
+        extra = extensions(db_url, cid, assignment)
+        pending = deque(Job(str(root), assignment, s, str(work / "jobs" / s), str(template), cid, limits,
+                            extra.get(s)) for s in todo)
         running: dict[int, tuple[Any, Job, float]] = {}
         failures = 0
         tqdm.monitor_interval = 0  # no monitor thread in a process that forks

@@ -63,8 +63,13 @@ def test_no_processes_left_behind(graded_class):
 def test_rerun_skips_and_force_regrades_one(graded_class):
     from cnncourse import autograde
 
+    from nbgrader.api import Gradebook
+
     root, _ = graded_class
     before = scores(root)
+    with Gradebook(f"sqlite:///{root / 'gradebook.db'}", "cnncourse") as gb:  # a grader's manual comment
+        gb.find_comment("add", ASSIGNMENT, ASSIGNMENT, "good").manual_comment = "neat"
+        gb.db.commit()
     results = autograde.grade(root, ASSIGNMENT, jobs=2, progress=False)
     assert {r.status for r in results.values()} == {"skipped"}
     assert scores(root) == before
@@ -72,3 +77,5 @@ def test_rerun_skips_and_force_regrades_one(graded_class):
                               limits=autograde.Limits(timeout_cell=10, memory_mb=1024))
     assert {s: r.status for s, r in results.items()} == {"good": "graded", "blank": "graded"}
     assert scores(root) == before
+    with Gradebook(f"sqlite:///{root / 'gradebook.db'}", "cnncourse") as gb:  # kept through the regrade
+        assert gb.find_comment("add", ASSIGNMENT, ASSIGNMENT, "good").manual_comment == "neat"
