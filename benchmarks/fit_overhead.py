@@ -106,22 +106,28 @@ class DeviceBatches:
 
 
 def gpu_throughput(args, device) -> dict:
-    """Images/s through fit() for each amp x channels_last setting (median over epochs after the first)."""
-    train_ds, _ = data.shapes(n=args.gpu_n, size=32, seed=0, val_fraction=0.0)
-    # keep the data on the GPU so the loader is not the bottleneck of the comparison
-    loader = DeviceBatches(train_ds.tensors[0].to(device), train_ds.tensors[1].to(device), args.gpu_batch_size)
-    results = {}
-    for amp in (False, True):
-        for channels_last in (False, True):
-            train.seed_everything(0)
-            model = models.resnet20(len(train_ds.classes))
-            times = fit_loop(model, loader, args.gpu_epochs, device, args.lr, amp=amp, channels_last=channels_last)
-            med = statistics.median(times[1:])
-            key = f"amp={amp},channels_last={channels_last}"
-            results[key] = {"images_per_s": len(train_ds) / med, "median_epoch_s": med,
-                            "amp_dtype": str(train.resolve_amp(amp, device))}
-            print(f"{key:>34}: {len(train_ds) / med:10.0f} images/s", flush=True)
-    return {"model": "resnet20(6)", "images": len(train_ds), "batch_size": args.gpu_batch_size, "runs": results}
+    """Images/s through fit() for each amp x channels_last setting (median over epochs after the first), for a
+    small CIFAR-style net (resnet20 on 32x32) and an ImageNet-style one (resnet18 on 112x112)."""
+    configs = [("resnet20(6), 32x32", lambda: models.resnet20(6), 32, args.gpu_n, args.gpu_batch_size),
+               ("resnet18(6), 112x112", lambda: models.resnet18(6), 112, args.gpu_n // 4, args.gpu_batch_size)]
+    out = {}
+    for label, make_model, size, n, batch_size in configs:
+        train_ds, _ = data.shapes(n=n, size=size, seed=0, val_fraction=0.0)
+        # keep the data on the GPU so the loader is not the bottleneck of the comparison
+        loader = DeviceBatches(train_ds.tensors[0].to(device), train_ds.tensors[1].to(device), batch_size)
+        results = {}
+        for amp in (False, True):
+            for channels_last in (False, True):
+                train.seed_everything(0)
+                times = fit_loop(make_model(), loader, args.gpu_epochs, device, args.lr, amp=amp,
+                                 channels_last=channels_last)
+                med = statistics.median(times[1:])
+                key = f"amp={amp},channels_last={channels_last}"
+                results[key] = {"images_per_s": n / med, "median_epoch_s": med,
+                                "amp_dtype": str(train.resolve_amp(amp, device))}
+                print(f"{label:>22} {key:>34}: {n / med:10.0f} images/s", flush=True)
+        out[label] = {"images": n, "batch_size": batch_size, "runs": results}
+    return out
 
 
 def main(argv=None) -> dict:

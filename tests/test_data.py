@@ -59,6 +59,11 @@ def test_shapes_class_subset_and_noise():
         data.shapes(n=10, classes=["circle", "hexagon"])
     with pytest.raises(ValueError, match="val_fraction"):
         data.shapes(n=10, val_fraction=1.5)
+    with pytest.raises(ValueError, match="scale"):
+        data.shapes(n=10, scale=(0.3, 0.7))
+    plain, _ = data.shapes(n=12, noise=0.0, clutter=0.0, val_fraction=0.0)
+    corners = plain.denormalize(plain.images)[:, :, [0, 0, -1, -1], [0, -1, 0, -1]]
+    assert float((corners - corners[:, :, :1]).abs().max()) < 1e-5  # no clutter: a flat background
 
 
 def test_shapes_classes_differ_in_outline_not_colour():

@@ -302,7 +302,8 @@ def _save_checkpoint(path: Path, model, optimizer, scaler, scheduler, epoch: int
 
 
 def _load_checkpoint(path: Path, model, optimizer, scaler, scheduler, train_loader, device) -> tuple[int, History]:
-    state = torch.load(path, map_location=device, weights_only=True)
+    # on the CPU: the RNG states must stay CPU tensors; load_state_dict moves weights and optimizer state
+    state = torch.load(path, map_location="cpu", weights_only=True)
     try:
         model.load_state_dict(state["model"])
     except RuntimeError as err:
