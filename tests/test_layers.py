@@ -15,12 +15,17 @@ def rel_error(actual, expected):
     return float(np.max(np.abs(actual - expected) / np.maximum(1.0, np.abs(expected))))
 
 
+@pytest.fixture(scope="module")
+def conv_cases():
+    # int and (h, w) strides/pads, non-square images and kernels; built once for both implementations
+    return [random_conv_case(seed, pairs=seed % 3 == 0) for seed in range(CASES)]
+
+
 @pytest.mark.parametrize("impl", ["naive", "im2col"])
-def test_conv_matches_torch_on_random_cases(impl):
+def test_conv_matches_torch_on_random_cases(impl, conv_cases):
     forward, backward = getattr(L, f"conv_forward_{impl}"), getattr(L, f"conv_backward_{impl}")
     worst = 0.0
-    for seed in range(CASES):
-        case = random_conv_case(seed, pairs=seed % 3 == 0)  # int and (h, w) strides/pads, non-square kernels
+    for case in conv_cases:
         out, cache = forward(case.x, case.w, case.b, case.conv_param)
         dx, dw, db = backward(case.dout, cache)
         for name, got, want in [("out", out, case.out), ("dx", dx, case.dx), ("dw", dw, case.dw), ("db", db, case.db)]:
@@ -34,12 +39,15 @@ def test_conv_matches_torch_on_random_cases(impl):
 @pytest.mark.parametrize("kind", ["max", "avg"])
 def test_pool_matches_torch_on_random_cases(kind):
     forward, backward = getattr(L, f"{kind}_pool_forward_naive"), getattr(L, f"{kind}_pool_backward_naive")
+    worst = 0.0
     for seed in range(CASES):
         case = random_pool_case(seed, kind)
         out, cache = forward(case.x, case.pool_param)
         dx = backward(case.dout, cache)
-        assert rel_error(out, case.out) < 1e-8, case
-        assert rel_error(dx, case.dx) < 1e-8, case
+        errors = rel_error(out, case.out), rel_error(dx, case.dx)
+        assert max(errors) < 1e-8, (case, errors)
+        worst = max(worst, *errors)
+    print(f"{kind} pool: max relative error vs torch over {CASES} cases: {worst:.2e}")
 
 
 def test_benchmark_shape_im2col_equals_naive_and_torch():
@@ -106,3 +114,21 @@ def test_invalid_configurations_raise_value_error_naming_the_mismatch():
     out, cache = L.conv_forward_naive(np.zeros((1, 3, 5, 5)), np.zeros((2, 3, 3, 3)), np.zeros(2), {"stride": 1, "pad": 0})
     with pytest.raises(ValueError, match="dout must have the shape of out"):
         L.conv_backward_naive(np.zeros((1, 2, 4, 4)), cache)
+
+
+def test_conv_speed_benchmark_writes_a_report(tmp_path, monkeypatch, capsys):
+    import importlib.util
+    import json
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parents[1] / "benchmarks" / "conv_speed.py"
+    spec = importlib.util.spec_from_file_location("conv_speed", path)
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    monkeypatch.setattr(bench, "CASE", dict(N=2, C=3, F=4, H=8, W=8, kernel=3, stride=1, pad=1))  # tiny, fast
+    result = bench.main(["--repeats", "1", "--out", str(tmp_path / "conv_speed.json")])
+    saved = json.loads((tmp_path / "conv_speed.json").read_text())
+    assert saved["ratios"] == result["ratios"] and saved["case"]["dtype"] == "float64"
+    assert set(saved["seconds"]) == {"naive forward", "im2col forward", "torch forward", "im2col backward",
+                                     "torch forward+backward"}
+    assert "naive / im2col (forward)" in capsys.readouterr().out
