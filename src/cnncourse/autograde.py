@@ -211,6 +211,8 @@ def _execute_classes():
             self._stop: str | None = None
             self._out_bytes: dict[int, int] = {}
             self._notebook = (resources or {}).get("unique_key", "notebook")
+            self._protected: set[str] = set()
+            self._vault = f"_cnncourse_vault_{os.urandom(8).hex()}"
             return super().preprocess(nb, resources, km)
 
         def output(self, outs, msg, display_id, cell_index):
@@ -243,8 +245,18 @@ def _execute_classes():
                 cell.outputs = [_error_output("NotebookTimeout", self._stop)]
                 return cell, self.resources
             self.timeout = max(1, int(math.ceil(min(self._cell_timeout, remaining))))
+            meta = cell.metadata.get("nbgrader", {})
+            is_setup = meta.get("locked") and not meta.get("grade") and not meta.get("solution")
+            is_test = meta.get("grade") and not meta.get("solution")
             try:
+                if is_test and self._protected:
+                    run_sync(self._quiet)(_RESTORE.format(vault=self._vault))
                 cell, resources = super().preprocess_cell(cell, resources, index)
+                if is_setup and not any(o.get("output_type") == "error" for o in cell.outputs):
+                    names = protected_names(cell.source)
+                    if names:
+                        self._protected |= names
+                        run_sync(self._quiet)(_SNAPSHOT.format(vault=self._vault, names=sorted(names)))
             except DeadKernelError:
                 reason = _State.kill_reason or "the kernel died (os._exit, a crash or the memory limit)"
                 self._stop = f"{reason} while running this cell; later cells were not run"
@@ -260,6 +272,21 @@ def _execute_classes():
                     with contextlib.suppress(Exception):
                         kill_tree(self.km.provisioner.process.pid)
             return cell, self.resources
+
+        async def _quiet(self, code: str, wait: float = 30.0) -> bool:
+            """Run grader code in the kernel without touching the notebook (no outputs, no history)."""
+            msg_id = self.kc.execute(code, silent=True, store_history=False, allow_stdin=False)
+            deadline = time.monotonic() + wait
+            while True:
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    return False
+                try:
+                    msg = await self.kc.shell_channel.get_msg(timeout=left)
+                except queue.Empty:
+                    return False
+                if msg["parent_header"].get("msg_id") == msg_id:
+                    return msg["content"].get("status") == "ok"
 
         async def _responsive(self, wait: float = 5.0) -> bool:
             """After a timeout (and nbclient's interrupt): does the kernel answer again?"""
@@ -277,6 +304,63 @@ def _execute_classes():
                     return True
 
     return LimitedExecute
+
+
+# Names a locked setup cell defines for the hidden tests (``_check``, oracles such as ``_CASES``) are
+# snapshotted right after it runs, before any student code, and put back before every test cell: a student
+# who rebinds ``_check`` or empties ``_CASES`` gets the real checker and oracles back in the hidden tests.
+_SNAPSHOT = """\
+def _cnncourse_snapshot(g, names):
+    import copy
+    vault = g.setdefault({vault!r}, {{}})
+    vault["\\0deepcopy"] = copy.deepcopy
+    for name in names:
+        if name in g:
+            try:
+                vault[name] = copy.deepcopy(g[name])
+            except Exception:
+                vault[name] = g[name]
+_cnncourse_snapshot(globals(), {names!r})
+del _cnncourse_snapshot
+"""
+_RESTORE = """\
+def _cnncourse_restore(g):
+    vault = g[{vault!r}]
+    deep = vault["\\0deepcopy"]
+    for name, value in vault.items():
+        if name != "\\0deepcopy":
+            try:
+                g[name] = deep(value)
+            except Exception:
+                g[name] = value
+_cnncourse_restore(globals())
+del _cnncourse_restore
+"""
+
+
+def protected_names(source: str) -> set[str]:
+    """Top-level names with one leading underscore that a setup cell binds (not IPython's ``_i1``, ``_3``)."""
+    import ast
+    import re
+
+    try:
+        tree = ast.parse(source)
+    except SyntaxError:
+        return set()
+    names = set()
+    for node in tree.body:
+        targets = []
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+            targets = [node.name]
+        elif isinstance(node, (ast.Import, ast.ImportFrom)):
+            targets = [(a.asname or a.name).split(".")[0] for a in node.names]
+        else:
+            for sub in ast.walk(node):
+                if isinstance(sub, ast.Name) and isinstance(sub.ctx, ast.Store):
+                    targets.append(sub.id)
+        names |= {t for t in targets if t.startswith("_") and not t.startswith("__")
+                  and not re.fullmatch(r"_(i+|\d+|i\d+|ii+|oh|dh|ih)?", t)}
+    return names
 
 
 class _Watchdog(threading.Thread):

@@ -225,6 +225,12 @@ np.testing.assert_allclose = numpy.testing.assert_allclose
 def square(x):
     return np.asarray(x) * 2                                       # wrong
 """
+REBIND = """\
+_check = lambda *args, **kwargs: None     # the hidden tests' checker and oracles, replaced and emptied
+_ADD_CASES.clear()
+def add(a, b):
+    return 3                               # right for the visible test only
+"""
 
 # student -> (expected score, expected status, per-cell expectations or None)
 EXPECTED = {
@@ -239,6 +245,7 @@ EXPECTED = {
     "deleted_tests": (6, "graded", None),
     "edited_tests": (4, "graded", {"test_add": 0, "test_square": 3, "test_mean": 1}),
     "monkeypatch": (3, "graded", {"test_add": 2, "test_square": 0, "test_mean": 1}),
+    "rebind": (4, "graded", {"test_add": 0, "test_square": 3, "test_mean": 1}),
     "corrupted": (0, "invalid notebook", None),
     "renamed": (6, "graded", None),
     "missing": (0, "missing notebook", None),
@@ -277,6 +284,7 @@ def build_class(root, released):
     submit(root, "edited_tests", nb)
 
     submit(root, "monkeypatch", answered(released, {**ANSWERS_OK, "square": MONKEYPATCH}))
+    submit(root, "rebind", answered(released, {**ANSWERS_OK, "add": REBIND}))
     text = nbformat.writes(ok)
     submit(root, "corrupted", raw=text[: len(text) // 2])
     submit(root, "renamed", ok, name=f"{ASSIGNMENT}-Copy1.ipynb")
