@@ -1,6 +1,5 @@
 """cnncourse.train: device/AMP selection (mocked CUDA/mps), fit/evaluate, checkpoint resume, NaN stop, DDP (gloo)."""
 import time
-from pathlib import Path
 
 import pytest
 import torch
