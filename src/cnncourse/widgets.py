@@ -60,7 +60,7 @@ class Summary:
     def to_html(self) -> str:
         color = "#1b5e20" if self.valid else "#b71c1c"
         lines = "<br>".join(html.escape(line) for line in self.text.splitlines())
-        return f'<div style="font-family: monospace; color: {color}">{lines}</div>'
+        return f'<div style="font-family: monospace; line-height: 1.4; color: {color}">{lines}</div>'
 
     def __str__(self) -> str:
         return self.text
@@ -98,15 +98,14 @@ def conv_summary(n: int, kernel: int, stride: int = 1, padding: int = 0, dilatio
     head = f"Output size = (N - F + 2P) / S + 1 = ({n} - {k_eff} + 2*{padding}) / {stride} + 1"
     try:
         out = conv_output_size(n, kernel, stride=stride, padding=padding, dilation=dilation)
-    except ValueError as err:
+    except ValueError:
         if span < 0:
             why = f"the kernel ({k_eff} pixels) is larger than the padded input ({n + 2 * padding} pixels)"
         else:
             why = (f"{span} / {stride} is not a whole number, so the windows do not tile the input: the last "
                    f"{span % stride} column(s) and row(s) cannot be reached by a full window")
         return Summary(False, None, f"{head} = {span / stride + 1:.4g}  -> does not fit{note}\n"
-                                    f"Invalid: {why}. {_fixes(n, k_eff, stride, padding)}\n"
-                                    f"(cnncourse.arithmetic says: {err})")
+                                    f"Invalid: {why}. {_fixes(n, k_eff, stride, padding)}")
     return Summary(True, out, f"{head} = {out}{note}\nOutput: {out}x{out} per filter "
                               f"({out * out} windows of {kernel}x{kernel}).")
 
@@ -117,13 +116,12 @@ def pool_summary(n: int, kernel: int, stride: int | None = None) -> Summary:
     head = f"Output size = (N - F) / S + 1 = ({n} - {kernel}) / {s} + 1"
     try:
         out = pool_output_size(n, kernel, stride=s)
-    except ValueError as err:
+    except ValueError:
         span = n - kernel
         why = (f"the window ({kernel}) is larger than the input ({n})" if span < 0 else
                f"{span} / {s} is not a whole number, so the windows do not tile the input")
         return Summary(False, None, f"{head} = {span / s + 1:.4g}  -> does not fit\nInvalid: {why}. "
-                                    f"{_pool_fixes(n, kernel, s)}\n"
-                                    f"(cnncourse.arithmetic says: {err})")
+                                    f"{_pool_fixes(n, kernel, s)}")
     return Summary(True, out, f"{head} = {out}\nOutput: {out}x{out}, no parameters to learn.")
 
 
