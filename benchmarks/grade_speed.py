@@ -21,6 +21,7 @@ import copy
 import json
 import os
 import platform
+import resource
 import shutil
 import statistics
 import subprocess
@@ -93,13 +94,19 @@ def fresh_copy(base: Path, dest: Path, assignment: str) -> Path:
     return dest
 
 
-def timed(cmd: list[str], root: Path) -> tuple[float, subprocess.CompletedProcess]:
-    start = time.perf_counter()
+def cpu_children() -> float:
+    use = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return use.ru_utime + use.ru_stime
+
+
+def timed(cmd: list[str], root: Path) -> tuple[float, float, subprocess.CompletedProcess]:
+    """Wall seconds and CPU seconds (the command and every process it started and reaped: kernels, workers)."""
+    cpu, start = cpu_children(), time.perf_counter()
     proc = subprocess.run(cmd, cwd=root, env=env_for(root), capture_output=True, text=True)
-    elapsed = time.perf_counter() - start
+    elapsed, cpu = time.perf_counter() - start, cpu_children() - cpu
     if proc.returncode != 0:
         raise SystemExit(f"{' '.join(cmd)} failed ({proc.returncode}):\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}")
-    return elapsed, proc
+    return elapsed, cpu, proc
 
 
 def cell_scores(root: Path, assignment: str) -> dict[str, dict[str, float]]:
@@ -135,20 +142,23 @@ def main(argv: list[str] | None = None) -> int:
             seq = fresh_copy(base, work / f"seq{r}", args.assignment)
             par = fresh_copy(base, work / f"par{r}", args.assignment)
             order = ["seq", "par"] if r % 2 == 0 else ["par", "seq"]
-            times = {}
+            times, cpu = {}, {}
             for which in order:
                 load = os.getloadavg()[0]
                 if which == "seq":
-                    times["seq"], _ = timed([sys.executable, "-m", "nbgrader", "autograde", args.assignment,
+                    times["seq"], cpu["seq"], _ = timed([sys.executable, "-m", "nbgrader", "autograde", args.assignment,
                                              "--force", "--log-level=ERROR"], seq)
                 else:
-                    times["par"], proc = timed([sys.executable, "-m", "cnncourse.cli", "--root", str(par), "grade",
+                    times["par"], cpu["par"], proc = timed([sys.executable, "-m", "cnncourse.cli", "--root", str(par), "grade",
                                                 args.assignment, "--jobs", str(args.jobs), "--force",
                                                 "--no-progress"], par)
-                print(f"  run {r + 1}: {'sequential nbgrader autograde' if which == 'seq' else f'cnncourse grade --jobs {args.jobs}'}"
-                      f": {times[which]:.1f} s (load average before: {load:.2f})")
+                label = "sequential nbgrader autograde" if which == "seq" else f"cnncourse grade --jobs {args.jobs}"
+                print(f"  run {r + 1}: {label}: {times[which]:.1f} s wall, {cpu[which]:.1f} s CPU "
+                      f"(load average before: {load:.2f})")
             seq_scores, par_scores = cell_scores(seq, args.assignment), cell_scores(par, args.assignment)
             runs.append({"sequential_s": round(times["seq"], 2), "parallel_s": round(times["par"], 2),
+                         "sequential_cpu_s": round(cpu["seq"], 2), "parallel_cpu_s": round(cpu["par"], 2),
+                         "load_before": load,
                          "ratio": round(times["seq"] / times["par"], 3), "identical": seq_scores == par_scores,
                          "scores": {s: v["total"] for s, v in sorted(seq_scores.items())},
                          "differences": {s: {"nbgrader": seq_scores.get(s), "cnncourse": par_scores.get(s)}

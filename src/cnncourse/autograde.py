@@ -10,15 +10,19 @@ and preprocessors, one submission per worker process, N at a time:
   journal entry. A run that is interrupted (Ctrl-C, killed) keeps everything merged so far; the next run skips
   students with a journal entry (``--force`` regrades them);
 * the kernel runs under limits: a per-cell timeout (nbgrader's), a whole-notebook timeout (cells after it are
-  not run and score 0), an address-space cap (``RLIMIT_AS``), a process cap (a watchdog kills the kernel's
-  process group when it holds more processes than allowed; ``RLIMIT_NPROC`` does not bind root) and a cap on
-  the output a cell may produce. Cells that passed before a limit was hit keep their points. When a
-  submission ends, every process it started is killed (the worker is a child subreaper, so even processes
-  that daemonised are found);
+  not run and score 0), an address-space cap (``RLIMIT_AS``), a file-size cap (``RLIMIT_FSIZE``), a process
+  cap (a watchdog kills the kernel's process groups when the submission holds more processes than allowed;
+  ``RLIMIT_NPROC`` does not bind root) and a cap on the output a cell may produce. Cells that passed before
+  a limit was hit keep their points. When a submission ends, every process it started is killed (the worker
+  is a child subreaper, so even processes that daemonised are found);
 * before nbgrader runs, the worker repairs what nbgrader would choke on: unreadable notebooks are set aside
   (status ``invalid notebook``, 0 points), a renamed notebook is graded under its expected name (matched by
   its nbgrader cell ids), and deleted locked/test cells are put back from the source so their tests still run.
-  nbgrader itself restores edited test cells.
+  nbgrader itself restores edited test cells;
+* the names a locked setup cell binds for the hidden tests (``_check``, oracle lists: one leading underscore)
+  are snapshotted right after it runs and put back before every test cell, so rebinding ``_check`` or emptying
+  an oracle list in a solution cell does not pass hidden tests (module monkeypatches are the sealed checker's
+  business: it only uses references captured before student code runs).
 
 ``feedback`` renders nbgrader's HTML feedback with hidden-test regions removed from the test cells and the
 tracebacks of those cells cut to their last line, so hidden tests are never revealed. ``export`` writes one
@@ -69,6 +73,7 @@ class Limits:
     timeout_notebook: int = 600
     memory_mb: int = 4096
     max_procs: int = 64
+    file_mb: int = 1024  # largest file the kernel may write (RLIMIT_FSIZE; Python then gets OSError EFBIG)
     output_bytes: int = 1_000_000
     threads: int = 1  # OMP/MKL threads per kernel (jobs x threads <= cores)
 
@@ -100,6 +105,12 @@ def _sqlite_path(url: str) -> Path | None:
 # ============================================================================================ processes
 def _pids_by_parent() -> dict[int, list[int]]:
     children: dict[int, list[int]] = {}
+    if not os.path.isdir("/proc"):  # macOS: ask psutil (slower, same answer)
+        import psutil
+
+        for proc in psutil.process_iter(["pid", "ppid"]):
+            children.setdefault(proc.info["ppid"], []).append(proc.info["pid"])
+        return children
     for entry in os.scandir("/proc"):
         if not entry.name.isdigit():
             continue
@@ -165,10 +176,11 @@ PR_SET_PDEATHSIG, PR_SET_CHILD_SUBREAPER = 1, 36
 # Runs before the kernel: address-space cap, die with the grader, then exec the real kernel command.
 _KERNEL_LIMITS = (
     "import os,sys,resource as r\n"
-    "m=int(sys.argv[1])\n"
+    "m,f=int(sys.argv[1]),int(sys.argv[2])\n"
     "if m>0:r.setrlimit(r.RLIMIT_AS,(m,m))\n"
+    "if f>0:r.setrlimit(r.RLIMIT_FSIZE,(f,f))\n"
     "try:\n import ctypes;ctypes.CDLL(None).prctl(1,9,0,0,0)\nexcept Exception:pass\n"
-    "os.execvp(sys.argv[2],sys.argv[2:])\n")
+    "os.execvp(sys.argv[3],sys.argv[3:])\n")
 
 
 # ============================================================================================ worker side
@@ -196,7 +208,8 @@ def _execute_classes():
         def format_kernel_cmd(self, extra_arguments=None):
             cmd = super().format_kernel_cmd(extra_arguments)
             mem = _State.limits.memory_mb * 1024 * 1024 if _State.limits.memory_mb > 0 else 0
-            return [sys.executable, "-I", "-S", "-c", _KERNEL_LIMITS, str(mem), *cmd]
+            size = _State.limits.file_mb * 1024 * 1024 if _State.limits.file_mb > 0 else 0
+            return [sys.executable, "-I", "-S", "-c", _KERNEL_LIMITS, str(mem), str(size), *cmd]
 
     class LimitedExecute(Execute):
         """``Execute`` plus a notebook deadline, kernel-death handling and an output cap."""
@@ -1085,7 +1098,7 @@ def cmd_grade(args: argparse.Namespace) -> int:
     """Autograde every submitted/<student>/<ASSIGNMENT>/ in parallel into the gradebook."""
     root = _root(args)
     limits = Limits(timeout_cell=args.timeout_cell, timeout_notebook=args.timeout_notebook, memory_mb=args.memory,
-                    max_procs=args.max_procs, threads=args.threads)
+                    max_procs=args.max_procs, threads=args.threads, file_mb=args.max_file)
     try:
         results = grade(root, args.assignment, students=args.student or None, jobs=args.jobs, limits=limits,
                         db_url=args.db, force=args.force, progress=not args.no_progress)
@@ -1145,6 +1158,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--memory", type=int, default=d.memory_mb, help=f"MB of address space per kernel ({d.memory_mb})")
     p.add_argument("--max-procs", type=int, default=d.max_procs,
                    help=f"processes a submission may run at once ({d.max_procs})")
+    p.add_argument("--max-file", type=int, default=d.file_mb,
+                   help=f"MB: largest file a submission may write ({d.file_mb})")
     p.add_argument("--threads", type=int, default=0, help="BLAS/OpenMP threads per kernel (default cores/jobs)")
     p.add_argument("--db", help="gradebook SQLAlchemy URL (default: the course config's)")
     p.add_argument("--force", action="store_true", help="regrade students already graded")

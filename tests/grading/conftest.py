@@ -225,6 +225,11 @@ np.testing.assert_allclose = numpy.testing.assert_allclose
 def square(x):
     return np.asarray(x) * 2                                       # wrong
 """
+DISK_BOMB = """\
+with open("junk.bin", "wb") as f:          # stopped by the file-size limit (OSError: File too large)
+    while True:
+        f.write(bytes(1024 * 1024))
+"""
 REBIND = """\
 _check = lambda *args, **kwargs: None     # the hidden tests' checker and oracles, replaced and emptied
 _ADD_CASES.clear()
@@ -246,6 +251,7 @@ EXPECTED = {
     "edited_tests": (4, "graded", {"test_add": 0, "test_square": 3, "test_mean": 1}),
     "monkeypatch": (3, "graded", {"test_add": 2, "test_square": 0, "test_mean": 1}),
     "rebind": (4, "graded", {"test_add": 0, "test_square": 3, "test_mean": 1}),
+    "disk_bomb": (3, "graded", {"test_add": 2, "test_square": 0, "test_mean": 1}),
     "corrupted": (0, "invalid notebook", None),
     "renamed": (6, "graded", None),
     "missing": (0, "missing notebook", None),
@@ -285,6 +291,7 @@ def build_class(root, released):
 
     submit(root, "monkeypatch", answered(released, {**ANSWERS_OK, "square": MONKEYPATCH}))
     submit(root, "rebind", answered(released, {**ANSWERS_OK, "add": REBIND}))
+    submit(root, "disk_bomb", answered(released, {**ANSWERS_OK, "square": DISK_BOMB + SQUARE_OK}))
     text = nbformat.writes(ok)
     submit(root, "corrupted", raw=text[: len(text) // 2])
     submit(root, "renamed", ok, name=f"{ASSIGNMENT}-Copy1.ipynb")
@@ -299,5 +306,5 @@ def graded_class(tiny_course):
     root, released = tiny_course
     build_class(root, released)
     proc = run_cli(root, "grade", ASSIGNMENT, "--jobs", "2", "--timeout-cell", "6", "--timeout-notebook", "10",
-                   "--memory", "1024", "--max-procs", "32", "--no-progress")
+                   "--memory", "1024", "--max-procs", "32", "--max-file", "16", "--no-progress")
     return root, proc
