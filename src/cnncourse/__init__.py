@@ -1,8 +1,10 @@
 """cnncourse: the Python package behind a Jupyter course on convolutional neural networks.
 
 Each module has one job (see DESIGN.md): ``arithmetic`` (sizes, parameters, FLOPs), ``layers``
-(NumPy reference layers), ``models``, ``data``, ``train``, ``plotting``, ``widgets``, ``grading``
-(helpers for test cells) and ``cli`` (the ``cnncourse`` command). Import the module you need, e.g.
+(NumPy reference layers), ``models``, ``data``, ``train``, ``pretrained`` (the small digits checkpoint
+of the transfer-learning assignment, rebuilt offline), ``plotting``, ``widgets``, ``grading`` (helpers for
+test cells), ``course`` (release/validate), ``autograde`` (class-scale grading) and ``cli`` (the
+``cnncourse`` command). Import the module you need, e.g.
 ``from cnncourse.arithmetic import conv_output_size``.
 """
 
