@@ -286,35 +286,29 @@ def _execute_classes():
                         kill_tree(self.km.provisioner.process.pid)
             return cell, self.resources
 
+        async def _reply(self, msg_id: str, wait: float) -> dict | None:
+            """The kernel's shell reply to ``msg_id``, or None when it does not come within ``wait`` seconds."""
+            deadline = time.monotonic() + wait
+            while True:
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    return None
+                try:
+                    msg = await self.kc.shell_channel.get_msg(timeout=left)
+                except queue.Empty:
+                    return None
+                if msg["parent_header"].get("msg_id") == msg_id:
+                    return msg
+
         async def _quiet(self, code: str, wait: float = 30.0) -> bool:
             """Run grader code in the kernel without touching the notebook (no outputs, no history)."""
             msg_id = self.kc.execute(code, silent=True, store_history=False, allow_stdin=False)
-            deadline = time.monotonic() + wait
-            while True:
-                left = deadline - time.monotonic()
-                if left <= 0:
-                    return False
-                try:
-                    msg = await self.kc.shell_channel.get_msg(timeout=left)
-                except queue.Empty:
-                    return False
-                if msg["parent_header"].get("msg_id") == msg_id:
-                    return msg["content"].get("status") == "ok"
+            reply = await self._reply(msg_id, wait)
+            return reply is not None and reply["content"].get("status") == "ok"
 
         async def _responsive(self, wait: float = 5.0) -> bool:
             """After a timeout (and nbclient's interrupt): does the kernel answer again?"""
-            msg_id = self.kc.kernel_info()
-            deadline = time.monotonic() + wait
-            while True:
-                left = deadline - time.monotonic()
-                if left <= 0:
-                    return False
-                try:
-                    msg = await self.kc.shell_channel.get_msg(timeout=left)
-                except queue.Empty:
-                    return False
-                if msg["parent_header"].get("msg_id") == msg_id:
-                    return True
+            return await self._reply(self.kc.kernel_info(), wait) is not None
 
     return LimitedExecute
 
