@@ -18,7 +18,6 @@ c.CourseDirectory.source_directory = "solutions"
 c.CourseDirectory.release_directory = "assignments"
 c.CourseDirectory.db_url = os.environ.get("CNNCOURSE_DB", f"sqlite:///{ROOT / 'gradebook.db'}")
 # Release every notebook found in solutions/<assignment>/ (no gradebook entry needed beforehand).
-c.CourseDirectory.db_assignments = []
 c.GenerateAssignment.create_assignment = True
 
 # Student stubs: a clear marker and an exception, so unattempted cells fail loudly and score 0.
