@@ -134,9 +134,43 @@ def test_layer_table_totals_equal_flop_counter_and_numel():
     assert table.total_flops == 2 * table.total_macs
     assert table[0].out_shape == (16, 16, 16) and table[-1].out_shape == (10,)
     by_type = table.totals_by_type()
-    assert by_type["Linear"] == {"params": 90, "macs": 80}
+    assert by_type["Linear"] == {"params": 90, "macs": 80, "pool_ops": 0}
+    assert by_type["MaxPool2d"]["macs"] == 0 and by_type["MaxPool2d"]["pool_ops"] > 0
     assert "| layer |" in table.to_markdown() and "<table>" in table._repr_html_() and "total" in str(table)
     assert model.training, "layer_table must restore the training mode"
+
+
+@pytest.mark.parametrize("kernel,stride,size", [(2, 2, 8), (3, 2, 11), (3, 1, 7), ((2, 3), (1, 2), 9)])
+def test_pool_ops_equal_the_number_of_window_entries(kernel, stride, size):
+    # oracle: unfold lists every window's inputs, one column per output position
+    x = torch.zeros(1, 5, size, size)
+    entries = torch.nn.functional.unfold(x, kernel, stride=stride).numel()
+    table = A.layer_table(nn.Sequential(nn.MaxPool2d(kernel, stride)), tuple(x.shape[1:]))
+    assert table.total_pool_ops == entries and table.total_macs == 0
+    out = A.pool_output_size(size, kernel, stride, strict=False)
+    assert A.pool_ops(5, kernel, out) == entries
+    avg = A.layer_table(nn.Sequential(nn.AvgPool2d(kernel, stride)), tuple(x.shape[1:]))
+    assert avg.total_pool_ops == entries
+
+
+@pytest.mark.parametrize("size,out", [(7, 3), (6, 4), (5, 5), (9, 2)])
+def test_adaptive_pool_ops_use_pytorchs_windows(size, out):
+    # oracle: on an increasing ramp the max index is a window's last entry, on a decreasing ramp its first
+    ramp = torch.arange(size, dtype=torch.float32)[None, None, None, :].expand(1, 1, 1, size)
+    last = torch.nn.functional.adaptive_max_pool2d(ramp, (1, out), return_indices=True)[1]
+    first = torch.nn.functional.adaptive_max_pool2d(-ramp, (1, out), return_indices=True)[1]
+    per_axis = int((last - first + 1).sum())
+    table = A.layer_table(nn.Sequential(nn.AdaptiveAvgPool2d(out)), (3, size, size))
+    assert table.total_pool_ops == 3 * per_axis ** 2
+
+
+def test_pooling_does_not_disturb_the_flop_counter_check():
+    model = nn.Sequential(nn.Conv2d(3, 8, 3), nn.MaxPool2d(2), nn.Conv2d(8, 8, 3), nn.AvgPool2d(2),
+                          nn.AdaptiveMaxPool2d(1), nn.Flatten(), nn.Linear(8, 4))
+    table = A.layer_table(model, (3, 20, 20))
+    assert table.total_macs == A.flop_counter_macs(model, (3, 20, 20))   # conv/linear only on both sides
+    assert table.total_pool_ops == (8 * 9 * 9 * 4) + (8 * 3 * 3 * 4) + (8 * 3 * 3)
+    assert "pool ops" in str(table) and "pool ops" in table.to_markdown()
 
 
 def test_layer_table_alexnet_conv1():
@@ -171,6 +205,8 @@ def test_layer_table_alexnet_conv1():
     (lambda: A.receptive_field([(3, 1), "x"]), r"layers\[1\]"),
     (lambda: A.receptive_field([(3, 0)]), r"layers\[0\].stride"),
     (lambda: A.layer_table("net", (3, 8, 8)), "model must be a torch.nn.Module"),
+    (lambda: A.pool_ops(0, 2, 4), "channels must be positive"),
+    (lambda: A.pool_ops(3, 2, (4, 0)), "out_size"),
     (lambda: A.layer_table(nn.Identity(), (3, -8, 8)), "input_shape"),
 ])
 def test_bad_input_names_the_argument(call, argument):

@@ -3,10 +3,12 @@
 Conventions used throughout the course:
 
 * A *multiply-accumulate* (MAC) is one ``a * b + c``. ``FLOPs = 2 x MACs`` (one multiply plus one add),
-  which is what ``torch.utils.flop_counter.FlopCounterMode`` reports. Papers mix the two: the VGG/ResNet
-  papers' "FLOPs" are MACs. Each lecture says which one it quotes.
-* Bias additions, activations, normalisation and pooling are not counted (they are a few percent at most),
-  matching ``FlopCounterMode``.
+  which is what ``torch.utils.flop_counter.FlopCounterMode`` reports. Papers mix the two: the ResNet paper's
+  "FLOPs" are multiply-adds (MACs); the VGG paper reports parameters only (the 15.3-15.5 G figures quoted
+  for VGG16 come from later work). Each lecture says which one it quotes.
+* MACs cover convolutions and linear layers only, matching ``FlopCounterMode``. Bias additions, activations
+  and normalisation are not counted (a few percent at most). Pooling is counted separately, as *pooling
+  operations* (``pool_ops``: output size x F*F comparisons or additions), never mixed into the MACs.
 * ``kernel``, ``stride``, ``padding`` and ``dilation`` may be an int or an ``(h, w)`` pair; when any size
   argument is a pair the result is an ``(h, w)`` pair.
 
@@ -35,6 +37,7 @@ __all__ = [
     "LayerTable",
     "layer_table",
     "flop_counter_macs",
+    "pool_ops",
 ]
 
 
@@ -239,6 +242,27 @@ def linear_macs(in_features: int, out_features: int) -> int:
     return linear_params(in_features, out_features, bias=False)
 
 
+def pool_ops(channels: int, kernel: Size, out_size: Size) -> int:
+    """Operations of one max/average/sum pooling layer on one image: every output value looks at ``F*F``
+    inputs (one comparison or addition each, counted as one operation), so ``channels * out_h * out_w * F*F``.
+
+    These are not MACs (nothing is multiplied by a weight) and ``FlopCounterMode`` does not count them;
+    :func:`layer_table` reports them in their own ``pool_ops`` column.
+
+    >>> pool_ops(96, 3, 27)   # AlexNet pool1: 3x3 windows, 27x27x96 output
+    629856
+    """
+    c = _check_int("channels", channels, 1)
+    kh, kw = _pair("kernel", kernel, 1)
+    oh, ow = _pair("out_size", out_size, 1)
+    return c * oh * ow * kh * kw
+
+
+def _adaptive_window_sum(n_in: int, n_out: int) -> int:
+    """Sum of the window lengths of adaptive pooling along one axis (PyTorch's start/end index rule)."""
+    return sum(-(-((i + 1) * n_in) // n_out) - (i * n_in) // n_out for i in range(n_out))
+
+
 # ----------------------------------------------------------------------------------------- receptive field
 def _layer_spec(i: int, layer: Any) -> tuple[int, int, int]:
     """(kernel, stride, dilation) of one entry of a ``receptive_field`` stack (square kernels)."""
@@ -298,6 +322,7 @@ class LayerRow:
     out_shape: tuple[int, ...]
     params: int
     macs: int
+    pool_ops: int = 0  # pooling layers: output size x F*F (not MACs; FlopCounterMode counts none)
 
     @property
     def flops(self) -> int:
@@ -320,13 +345,19 @@ class LayerTable:
     def total_flops(self) -> int:
         return 2 * self.total_macs
 
+    @property
+    def total_pool_ops(self) -> int:
+        """Pooling operations (output size x F*F per pooling layer), kept apart from the MACs."""
+        return sum(r.pool_ops for r in self.rows)
+
     def totals_by_type(self) -> dict[str, dict[str, int]]:
-        """Parameters and MACs summed per layer type, e.g. ``{"Conv2d": {...}, "Linear": {...}}``."""
+        """Parameters, MACs and pooling operations summed per layer type, e.g. ``{"Conv2d": {...}, ...}``."""
         out: dict[str, dict[str, int]] = {}
         for r in self.rows:
-            t = out.setdefault(r.type, {"params": 0, "macs": 0})
+            t = out.setdefault(r.type, {"params": 0, "macs": 0, "pool_ops": 0})
             t["params"] += r.params
             t["macs"] += r.macs
+            t["pool_ops"] += r.pool_ops
         return out
 
     def __len__(self) -> int:
@@ -339,11 +370,12 @@ class LayerTable:
         return self.rows[i]
 
     def _cells(self) -> list[list[str]]:
-        cells = [[r.name, r.type, "x".join(map(str, r.out_shape)), f"{r.params:,}", f"{r.macs:,}"] for r in self.rows]
-        cells.append(["total", "", "", f"{self.total_params:,}", f"{self.total_macs:,}"])
+        cells = [[r.name, r.type, "x".join(map(str, r.out_shape)), f"{r.params:,}", f"{r.macs:,}", f"{r.pool_ops:,}"]
+                 for r in self.rows]
+        cells.append(["total", "", "", f"{self.total_params:,}", f"{self.total_macs:,}", f"{self.total_pool_ops:,}"])
         return cells
 
-    _HEADER = ["layer", "type", "output shape", "params", "MACs"]
+    _HEADER = ["layer", "type", "output shape", "params", "MACs", "pool ops"]
 
     def to_markdown(self) -> str:
         """The table as GitHub markdown."""
@@ -379,9 +411,12 @@ def layer_table(model: Any, input_shape: Sequence[int]) -> LayerTable:
         input_shape: ``(C, H, W)`` (batch of one, the usual per-image numbers) or ``(N, C, H, W)``
             (MACs then cover the whole batch).
 
-    MACs are counted for ``Conv*d``, ``ConvTranspose*d`` and ``Linear``; ``total_macs`` equals
-    :func:`flop_counter_macs` (FlopCounterMode / 2) for models built from those layers, and
-    ``total_params`` equals ``sum(p.numel() for p in model.parameters())``.
+    MACs are counted for ``Conv*d``, ``ConvTranspose*d`` and ``Linear``. Pooling layers (max, average,
+    their adaptive forms and LP pooling) get ``pool_ops`` instead: output size x F*F, one comparison or
+    addition per input of every window (adaptive pooling: the exact window sizes). ``FlopCounterMode``
+    counts no pooling, so the cross-check compares the conv/linear MACs only: ``total_macs`` equals
+    :func:`flop_counter_macs` (FlopCounterMode / 2) for models built from those layers, whatever pooling
+    they contain. ``total_params`` equals ``sum(p.numel() for p in model.parameters())``.
     """
     import torch
     from torch import nn
@@ -410,7 +445,8 @@ def layer_table(model: Any, input_shape: Sequence[int]) -> LayerTable:
         elif isinstance(module, nn.Linear):
             macs = out.numel() * module.in_features
         table.rows.append(LayerRow(names.get(module, type(module).__name__), type(module).__name__,
-                                   out_shape[1:] if len(shape) != len(input_shape) else out_shape, params, macs))
+                                   out_shape[1:] if len(shape) != len(input_shape) else out_shape, params, macs,
+                                   _pool_ops_of(module, inputs[0], out)))
 
     leaves = [m for m in model.modules() if not list(m.children())]
     handles = [m.register_forward_hook(hook) for m in leaves]
@@ -429,6 +465,22 @@ def layer_table(model: Any, input_shape: Sequence[int]) -> LayerTable:
     if own != table.total_params:
         table.rows.append(LayerRow("(parameters outside leaf layers)", "", (), table.total_params - own, 0))
     return table
+
+
+def _pool_ops_of(module: Any, x: Any, out: Any) -> int:
+    """Pooling operations of one pooling module call (0 for any other module)."""
+    from torch import nn
+
+    if isinstance(module, (nn.modules.pooling._MaxPoolNd, nn.modules.pooling._AvgPoolNd,
+                           nn.modules.pooling._LPPoolNd)):
+        k = module.kernel_size
+        taps = math.prod(k) if isinstance(k, (tuple, list)) else k ** (out.dim() - 2)
+        return out.numel() * taps
+    if isinstance(module, (nn.modules.pooling._AdaptiveAvgPoolNd, nn.modules.pooling._AdaptiveMaxPoolNd)):
+        spatial = out.dim() - 2  # windows per axis are independent: total = prod of per-axis window sums
+        sums = [_adaptive_window_sum(x.shape[-spatial + i], out.shape[-spatial + i]) for i in range(spatial)]
+        return math.prod(out.shape[:-spatial]) * math.prod(sums)
+    return 0
 
 
 def flop_counter_macs(model: Any, input_shape: Sequence[int]) -> int:
