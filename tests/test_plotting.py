@@ -123,3 +123,46 @@ def test_bar_table_from_layer_table():
 def test_learning_curves_from_dict():
     fig = plotting.plot_learning_curves({"train_loss": [1, 0.5], "val_loss": [1.1, 0.7], "train_acc": [0.5, 0.8]})
     assert [len(a.lines) for a in fig.axes] == [2, 1]
+
+
+def test_plot_curves_draws_one_line_per_curve():
+    fig = plotting.plot_curves({"a": [3, 2, 1], "b": torch.tensor([1.0, 2.0])}, xlabel="step", ylabel="loss")
+    assert [len(line.get_xdata()) for line in fig.axes[0].lines] == [3, 2]
+    with pytest.raises(ValueError, match="curves is empty"):
+        plotting.plot_curves({})
+
+
+def test_history_comparison_panels_and_runs():
+    runs = {"plain": {"train_loss": [1, 0.5], "val_loss": [1.2, 0.8], "train_acc": [0.5, 0.7], "val_acc": [0.4, 0.6]},
+            "bn": {"train_loss": [0.9, 0.3], "val_loss": [1.0, 0.5]}}
+    fig = plotting.plot_history_comparison(runs)
+    assert len(visible_axes(fig)) == 2
+    assert len(fig.axes[0].lines) == 4 and len(fig.axes[1].lines) == 2   # loss: 2 runs x 2 splits; acc: 1 run
+    with pytest.raises(ValueError, match="histories is empty"):
+        plotting.plot_history_comparison({})
+
+
+@pytest.mark.parametrize("layers", [[(3, 1), (3, 1)], [(3, 1), (3, 2), (3, 1)], [(3, 1, 1), (3, 1, 2), (3, 1, 4)]])
+def test_receptive_field_figure_fills_the_field(layers):
+    from cnncourse.arithmetic import receptive_field
+
+    fig = plotting.plot_receptive_field(layers)
+    assert f"{receptive_field(layers)} input pixels" in fig.axes[0].get_title()
+    with pytest.raises(ValueError, match="too small"):
+        plotting.plot_receptive_field(layers, n_input=2)
+
+
+def test_applications_three_panels_and_mask_check():
+    img, mask = np.zeros((16, 16)), np.zeros((16, 16), int)
+    img[2:6, 2:6], mask[2:6, 2:6] = 1, 1
+    fig = plotting.plot_applications(img, "square", [("square", 2, 2, 5, 5)], mask)
+    assert [ax.get_title() for ax in fig.axes] == ["classification", "detection", "segmentation"]
+    assert len(fig.axes[1].patches) == 1
+    with pytest.raises(ValueError, match="mask has shape"):
+        plotting.plot_applications(img, "square", [], mask[:8])
+
+
+def test_bar_table_charts_pooling_operations():
+    model = torch.nn.Sequential(torch.nn.Conv2d(1, 2, 3), torch.nn.MaxPool2d(2))
+    fig = plotting.plot_bar_table(layer_table(model, (1, 8, 8)), columns=("macs", "pool_ops"))
+    assert fig.axes[1].get_xlabel() == "pooling operations"

@@ -26,6 +26,10 @@ __all__ = [
     "plot_grid_values",
     "plot_bar_table",
     "plot_learning_curves",
+    "plot_curves",
+    "plot_history_comparison",
+    "plot_receptive_field",
+    "plot_applications",
 ]
 
 
@@ -43,7 +47,8 @@ MILESTONES: tuple[Milestone, ...] = (
     Milestone(1960, "Adaline / Madaline", "Widrow & Hoff: least-mean-squares learning"),
     Milestone(1980, "Neocognitron", "Fukushima: S-cells and C-cells stacked in a hierarchy"),
     Milestone(1986, "Backpropagation", "Rumelhart, Hinton & Williams: training hidden layers"),
-    Milestone(1998, "LeNet-5", "LeCun et al.: a CNN trained end to end by backprop"),
+    Milestone(1989, "LeCun et al. 1989", "the first CNN trained by backprop: handwritten zip codes"),
+    Milestone(1998, "LeNet-5", "LeCun et al.: gradient-based learning, cheque reading"),
     Milestone(2006, "Deep belief nets", "Hinton et al.: layer-wise pre-training revives depth"),
     Milestone(2012, "AlexNet", "Krizhevsky et al.: GPUs + ReLU + dropout win ImageNet"),
     Milestone(2014, "VGG / GoogLeNet", "deeper: stacks of 3x3 convs; Inception modules"),
@@ -370,7 +375,8 @@ def plot_bar_table(table: Any, columns: Sequence[str] = ("params", "macs"), log:
         raise ValueError("the table has no non-zero rows to plot")
     names = [names[i] for i in keep]
     colors = ["tab:blue" if "Conv" in types[i] else "tab:orange" if types[i] == "Linear" else "tab:gray" for i in keep]
-    labels = {"params": "parameters", "macs": "multiply-accumulates (MACs)", "flops": "FLOPs"}
+    labels = {"params": "parameters", "macs": "multiply-accumulates (MACs)", "flops": "FLOPs",
+              "pool_ops": "pooling operations"}
     fig, axes = new_figure(1, len(columns), figsize=(4.5 * len(columns), 0.8 + 0.3 * len(names)), sharey=True)
     for ax, c in zip(axes.flat, columns):
         v = [values[c][i] for i in keep]
@@ -407,4 +413,117 @@ def plot_learning_curves(history: Any):
         ax.set_ylabel("accuracy" if metric == "acc" else "loss")
         if ax.lines:
             ax.legend()
+    return fig
+
+
+def plot_curves(curves: dict[str, Sequence[float]], xlabel: str = "step", ylabel: str = "", title: str | None = None,
+                logy: bool = False, x: Sequence[float] | None = None, ax=None):
+    """One line per entry of ``curves`` (label -> values), e.g. a loss per step or a statistic per layer."""
+    if not curves:
+        raise ValueError("curves is empty: pass {label: values}")
+    fig, ax = _figure(ax, figsize=(5, 3.2))
+    for label, ys in curves.items():
+        ys = to_numpy(ys).ravel()
+        ax.plot(x if x is not None else np.arange(1, len(ys) + 1), ys, "-o" if len(ys) <= 30 else "-", ms=3,
+                label=label)
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+    if logy:
+        ax.set_yscale("log")
+    ax.legend(fontsize=8)
+    if title:
+        ax.set_title(title, fontsize=10)
+    return fig
+
+
+def plot_history_comparison(histories: dict[str, Any], metrics: Sequence[str] = ("loss", "acc"),
+                            title: str | None = None):
+    """Learning curves of several runs side by side: one panel per metric, one colour per run, training
+    solid and validation dashed. ``histories``: run name -> :class:`cnncourse.train.History` or dict."""
+    if not histories:
+        raise ValueError("histories is empty: pass {run name: History}")
+    fig, axes = new_figure(1, len(metrics), figsize=(4.6 * len(metrics), 3.3))
+    for k, (name, h) in enumerate(histories.items()):
+        get = (lambda key: h.get(key) or []) if isinstance(h, dict) else (lambda key: getattr(h, key, None) or [])
+        for ax, metric in zip(axes.flat, metrics):
+            for split, style in (("train", "-"), ("val", "--")):
+                ys = list(get(f"{split}_{metric}"))
+                if ys:
+                    ax.plot(range(1, len(ys) + 1), ys, style, color=f"C{k}", label=f"{name}, {split}")
+    for ax, metric in zip(axes.flat, metrics):
+        ax.set_xlabel("epoch")
+        ax.set_ylabel({"acc": "accuracy"}.get(metric, metric))
+        if ax.lines:
+            ax.legend(fontsize=7)
+    if title:
+        fig.suptitle(title)
+    return fig
+
+
+def plot_receptive_field(layers: Sequence[tuple[int, ...]], n_input: int | None = None,
+                         names: Sequence[str] | None = None):
+    """A 1-D picture of how the receptive field grows: one row of units per layer (input at the bottom),
+    with the units that feed the centre unit of the top layer filled. ``layers``: ``(kernel, stride)`` or
+    ``(kernel, stride, dilation)`` per layer, no padding."""
+    import matplotlib.patches as mpatches
+
+    specs = [(*spec, 1)[:3] for spec in layers]
+    if not specs:
+        raise ValueError("layers is empty: pass at least one (kernel, stride) pair")
+    jump, reach = 1, 1  # input pixels between neighbouring top units, input pixels one top unit sees
+    for k, st, d in specs:
+        reach += d * (k - 1) * jump
+        jump *= st
+    n_input = n_input or reach + 2 * jump
+    sizes = [n_input]
+    for k, st, d in specs:
+        span = sizes[-1] - d * (k - 1)
+        if span < 1:
+            raise ValueError(f"n_input={n_input} is too small for these layers: pass n_input >= {reach}")
+        sizes.append((span - 1) // st + 1)
+    fields = [{sizes[-1] // 2}]  # walk down from the top centre unit: the units that feed it, layer by layer
+    for k, st, d in reversed(specs):
+        fields.append({i * st + d * j for i in fields[-1] for j in range(k)})
+    fields.reverse()
+    names = list(names) if names is not None else ["input"] + [f"layer {i + 1}" for i in range(len(specs))]
+    fig, axes = new_figure(figsize=(max(6.0, 0.32 * n_input), 0.7 * len(sizes) + 0.6))
+    ax = axes[0, 0]
+    offsets, jumps = [0.0], [1]  # a unit sits above the centre of the input pixels it sees
+    for k, st, d in specs:
+        offsets.append(offsets[-1] + d * (k - 1) * jumps[-1] / 2)
+        jumps.append(jumps[-1] * st)
+    for row, (n, field) in enumerate(zip(sizes, fields)):
+        for i in range(n):
+            ax.add_patch(mpatches.Rectangle((offsets[row] + i * jumps[row], row), 0.9, 0.6, edgecolor="0.4",
+                                            facecolor="tab:orange" if i in field else "0.9"))
+        ax.text(-0.8, row + 0.3, f"{names[row]}: {len(field)} of {n}", ha="right", va="center", fontsize=8)
+    ax.set_xlim(-8, n_input + 0.5)
+    ax.set_ylim(-0.3, len(sizes))
+    ax.axis("off")
+    span = max(fields[0]) - min(fields[0]) + 1
+    ax.set_title(f"receptive field of the top centre unit: {span} input pixels", fontsize=10)
+    return fig
+
+
+def plot_applications(image: Any, label: str, boxes: Sequence[tuple[str, int, int, int, int]], mask: Any):
+    """What CNNs are used for, on one image: classification (one label), detection (labelled boxes
+    ``(name, row0, col0, row1, col1)``, inclusive) and segmentation (an integer mask, 0 = background)."""
+    import matplotlib.patches as mpatches
+
+    img = _as_image(to_numpy(image))
+    m = to_numpy(mask)
+    if m.shape != img.shape[:2]:
+        raise ValueError(f"mask has shape {m.shape} but the image is {img.shape[:2]}: they must match")
+    fig, axes = new_figure(1, 3, figsize=(9, 3.3))
+    for ax, t in zip(axes.flat, ("classification", "detection", "segmentation")):
+        ax.imshow(img, cmap="gray")
+        ax.set_xticks([])
+        ax.set_yticks([])
+        ax.set_title(t, fontsize=10)
+    axes[0, 0].set_xlabel(f"\"{label}\"", fontsize=10)
+    for k, (name, r0, c0, r1, c1) in enumerate(boxes):
+        axes[0, 1].add_patch(mpatches.Rectangle((c0 - 0.5, r0 - 0.5), c1 - c0 + 1, r1 - r0 + 1, fill=False,
+                                                edgecolor=f"C{k + 1}", lw=2))
+        axes[0, 1].text(c0, r0 - 1, name, color=f"C{k + 1}", fontsize=8, va="bottom")
+    axes[0, 2].imshow(np.ma.masked_equal(m, 0), cmap="tab10", alpha=0.6, vmin=0, vmax=9, interpolation="nearest")
     return fig
