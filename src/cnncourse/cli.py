@@ -8,9 +8,14 @@ import importlib.metadata
 import importlib.util
 import os
 import platform
+import secrets
 import shutil
+import signal
+import socket
 import subprocess
 import sys
+import time
+import urllib.request
 from pathlib import Path
 
 from cnncourse import course
@@ -20,14 +25,78 @@ def _root(args: argparse.Namespace) -> Path:
     return course.find_root(args.root)
 
 
+LAB_START_TIMEOUT_S = 120  # a first start on a busy 2-core machine builds caches
+
+
+def _has_display() -> bool:
+    """Whether a web browser could open a window here (always on macOS/Windows; X11 or Wayland on Linux)."""
+    if not sys.platform.startswith("linux"):
+        return True
+    return bool(os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY"))
+
+
+def _free_port(host: str, preferred: int) -> int:
+    """``preferred`` when it is free on ``host``, else the next free one (up to 100 above), else any."""
+    for port in [*range(preferred, preferred + 100), 0]:
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+            try:
+                s.bind((host, port))
+            except OSError:
+                continue
+            return s.getsockname()[1]
+    raise OSError(f"no free TCP port on {host}")
+
+
+def _wait_until_serving(proc: subprocess.Popen, url: str, timeout: float) -> bool:
+    """Poll ``url`` until the server answers (True), the process exits or ``timeout`` passes (False)."""
+    deadline = time.monotonic() + timeout
+    while proc.poll() is None and time.monotonic() < deadline:
+        try:
+            with urllib.request.urlopen(url, timeout=5):
+                return True
+        except (OSError, ValueError):
+            time.sleep(0.5)
+    return False
+
+
 def cmd_lab(args: argparse.Namespace) -> int:
-    """Start JupyterLab at the course root (blocks until it is stopped)."""
+    """Start JupyterLab on the course and print the address to open (blocks until stopped with Ctrl-C).
+
+    As root (most containers) it passes ``--allow-root``; without a display it opens no browser."""
     root = _root(args)
-    cmd = [sys.executable, "-m", "jupyterlab", f"--ServerApp.root_dir={root}", *args.jupyter_args]
-    print(f"Opening the course at {root} (stop with Ctrl-C)")
+    token = os.environ.get("JUPYTER_TOKEN") or secrets.token_hex(24)
+    port = _free_port(args.ip, args.port)
+    cmd = [sys.executable, "-m", "jupyterlab", f"--ServerApp.root_dir={root}", f"--ip={args.ip}",
+           f"--port={port}", "--ServerApp.port_retries=0", f"--IdentityProvider.token={token}",
+           # quiet start-up: our one line gives the address; warnings and errors still show
+           "--ServerApp.log_level=WARN", "--LabApp.log_level=WARN"]
+    notes = []
+    if hasattr(os, "geteuid") and os.geteuid() == 0:
+        cmd.append("--allow-root")
+        notes.append("running as root, so JupyterLab gets --allow-root")
+    if args.no_browser or not _has_display():
+        cmd.append("--no-browser")
+        notes.append("no browser opened" + ("" if args.no_browser else " (no display)"))
+    cmd += args.jupyter_args
+    host = "127.0.0.1" if args.ip in ("127.0.0.1", "localhost", "0.0.0.0", "") else args.ip
+    url = f"http://{host}:{port}/lab?token={token}"
+    print(f"Starting JupyterLab on {root}" + (f"; {'; '.join(notes)}" if notes else ""), flush=True)
+    proc = subprocess.Popen(cmd, cwd=root, env=course.nbgrader_env())
+    # `kill` or a container stop sends SIGTERM to us: pass it on so the server and its kernels stop too.
+    signal.signal(signal.SIGTERM, lambda signum, frame: proc.send_signal(signal.SIGTERM))
     try:
-        return subprocess.call(cmd, cwd=root, env=course.nbgrader_env())
-    except KeyboardInterrupt:
+        if _wait_until_serving(proc, f"http://{host}:{port}/api", LAB_START_TIMEOUT_S):
+            print(f"\nThe course is ready: open {url}   (stop with Ctrl-C)\n", flush=True)
+        elif proc.poll() is None:
+            print(f"JupyterLab did not answer within {LAB_START_TIMEOUT_S} s; it may still come up at {url}",
+                  file=sys.stderr, flush=True)
+        return proc.wait()
+    except KeyboardInterrupt:  # stop the server (and its kernels) cleanly, without its y/n prompt
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            proc.kill()
         return 0
 
 
@@ -126,6 +195,10 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
 
     p = sub.add_parser("lab", help="open the course in JupyterLab", description=cmd_lab.__doc__)
+    p.add_argument("--port", type=int, default=8888, help="port to serve on (default 8888, or the next free one)")
+    p.add_argument("--ip", default="127.0.0.1", help="address to listen on (default 127.0.0.1; 0.0.0.0 for "
+                   "a container whose port is published)")
+    p.add_argument("--no-browser", action="store_true", help="do not open a web browser")
     p.add_argument("jupyter_args", nargs=argparse.REMAINDER, help="extra arguments for jupyter lab")
     p.set_defaults(func=cmd_lab)
 
