@@ -273,6 +273,41 @@ def test_all_cnn_c_has_no_pooling_or_linear_layers():
     assert any(isinstance(m, nn.MaxPool2d) for m in M.maxpool_fc_baseline().modules())
 
 
+def test_model_c_family_differs_only_in_how_each_stage_downsamples():
+    """Springenberg et al. Table 2: same head; Strided drops the pool, ConvPool and All-CNN add one 3x3 conv."""
+    def kinds(model):
+        return [(type(m).__name__, getattr(m, "stride", None)) for m in model if not isinstance(m, nn.ReLU)]
+
+    nets = {v: M.model_c_family(v) for v in M.MODEL_C_VARIANTS}
+    pools = {v: sum(isinstance(m, nn.MaxPool2d) for m in n) for v, n in nets.items()}
+    strided = {v: sum(isinstance(m, nn.Conv2d) and m.stride == (2, 2) for m in n) for v, n in nets.items()}
+    assert pools == {"model_c": 2, "strided_cnn_c": 0, "convpool_cnn_c": 2, "all_cnn_c": 0}
+    assert strided == {"model_c": 0, "strided_cnn_c": 2, "convpool_cnn_c": 0, "all_cnn_c": 2}
+    assert len({tuple(kinds(n)[-5:]) for n in nets.values()}) == 1          # identical head
+    a, b = 96, 192
+    extra = 9 * a * a + a + 9 * b * b + b                                   # one more 3x3 conv per stage
+    assert M.count_params(nets["model_c"]) == M.count_params(nets["strided_cnn_c"])
+    assert M.count_params(nets["convpool_cnn_c"]) == M.count_params(nets["all_cnn_c"]) \
+        == M.count_params(nets["model_c"]) + extra
+    assert M.count_params(M.model_c()) == M.count_params(nets["model_c"])
+    assert M.count_params(M.strided_cnn_c()) == M.count_params(M.convpool_cnn_c()) - extra
+
+
+@pytest.mark.parametrize("variant", list(M.MODEL_C_VARIANTS))
+def test_model_c_family_maps_32x32_to_6x6_before_global_average(variant):
+    model = M.model_c_family(variant, num_classes=4, widths=(8, 16), batch_norm=True, dropout=False).eval()
+    x = torch.randn(2, 3, 32, 32)
+    with torch.no_grad():
+        before_gap = model[:-2](x)
+        assert before_gap.shape == (2, 4, 6, 6)
+        torch.testing.assert_close(model(x), before_gap.mean((2, 3)))
+
+
+def test_model_c_family_rejects_unknown_variant():
+    with pytest.raises(ValueError, match="variant must be one of"):
+        M.model_c_family("all_cnn_d")
+
+
 def test_depthwise_separable_conv_params_and_shape():
     block = M.DepthwiseSeparableConv(32, 64, stride=2)
     assert block.depthwise.groups == 32

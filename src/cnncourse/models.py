@@ -7,7 +7,8 @@ load unchanged with :func:`load_pretrained` -- without importing torchvision.
 
 Small models for CPU-sized data (8x8 digits, 28x28 MNIST, 32x32 shapes/CIFAR-10): :func:`lenet5`,
 :func:`small_cnn`, :func:`small_vgg`, :func:`resnet20` and its skip-less twin :func:`plain_net`,
-:func:`all_cnn_c`, :func:`maxpool_fc_baseline`, :func:`mlp`. Building blocks for lecture 10:
+:func:`all_cnn_c` with its pooling ablation (:func:`model_c`, :func:`strided_cnn_c`,
+:func:`convpool_cnn_c`), :func:`maxpool_fc_baseline`, :func:`mlp`. Building blocks for lecture 10:
 :class:`DepthwiseSeparableConv`, :class:`SqueezeExcitation`, :class:`InceptionBlock`.
 
 Every model takes ``x: (N, C, H, W)`` float32 and returns logits ``(N, num_classes)``.
@@ -26,7 +27,8 @@ __all__ = [
     "MODEL_URLS", "load_pretrained", "count_params",
     "lenet5", "alexnet", "AlexNet", "VGG", "VGG_CONFIGS", "vgg11", "vgg13", "vgg16", "vgg19", "small_vgg",
     "BasicBlock", "Bottleneck", "ResNet", "resnet18", "resnet34", "resnet50", "resnet20", "plain_net",
-    "all_cnn_c", "maxpool_fc_baseline", "DepthwiseSeparableConv", "SqueezeExcitation", "InceptionBlock",
+    "MODEL_C_VARIANTS", "model_c_family", "model_c", "strided_cnn_c", "convpool_cnn_c", "all_cnn_c",
+    "maxpool_fc_baseline", "DepthwiseSeparableConv", "SqueezeExcitation", "InceptionBlock",
     "small_cnn", "mlp",
 ]
 
@@ -414,27 +416,77 @@ def _conv_relu(in_ch, out_ch, kernel, stride=1, padding=0, batch_norm=False) -> 
     return layers + [nn.ReLU(inplace=True)]
 
 
-def all_cnn_c(num_classes: int = 10, in_channels: int = 3, widths: tuple[int, int] = (96, 192),
-              batch_norm: bool = False, dropout: bool = True) -> nn.Sequential:
-    """All-CNN-C (Springenberg et al., 2015): no pooling layers and no fully connected layers.
+# Springenberg, Dosovitskiy, Brox & Riedmiller, "Striving for Simplicity: The All Convolutional Net" (arXiv
+# 2014, ICLR 2015 workshop track), Tables 1-2: base Model C and the three networks derived from it. They differ
+# only in how each of the two stages ends; all share the same head (3x3 valid conv -> 6x6, 1x1, 1x1 to classes,
+# global average pooling).
+MODEL_C_VARIANTS: dict[str, str] = {
+    "model_c": "two 3x3 convs, then 3x3/2 max pooling",
+    "strided_cnn_c": "two 3x3 convs, the second with stride 2 (the pooling removed)",
+    "convpool_cnn_c": "three 3x3 convs, then 3x3/2 max pooling (the extra conv matches All-CNN-C's depth)",
+    "all_cnn_c": "two 3x3 convs, then a 3x3 conv with stride 2 in place of the pooling",
+}
 
-    3x3 convs; 3x3 stride-2 convs where Model C has max pooling; a 1x1 conv to ``num_classes`` maps and
-    global average pooling as the classifier. ``widths=(96, 192)`` is the paper; smaller widths train on a CPU.
+
+def model_c_family(variant: str, num_classes: int = 10, in_channels: int = 3,
+                   widths: tuple[int, int] = (96, 192), batch_norm: bool = False,
+                   dropout: bool = True) -> nn.Sequential:
+    """One network of the pooling ablation of Springenberg et al. (Table 2), chosen by ``variant``
+    (a key of :data:`MODEL_C_VARIANTS`). ``widths=(96, 192)`` are the paper's; smaller widths train on a CPU.
+
+    ``dropout=True``: the paper's 20% dropout on the input and 50% after each downsampling step.
+    ``batch_norm=True`` adds BN after every conv but the last (the paper has none; it speeds up short runs).
+    For 32x32 inputs the two downsampling steps give 16x16 and 8x8 maps, the valid 3x3 conv 6x6, which the
+    global average pooling reduces to one score per class.
     """
-    a, b = widths
+    if variant not in MODEL_C_VARIANTS:
+        raise ValueError(f"variant must be one of {list(MODEL_C_VARIANTS)}, got {variant!r}")
     layers: list[nn.Module] = [nn.Dropout(0.2)] if dropout else []
-    layers += _conv_relu(in_channels, a, 3, padding=1, batch_norm=batch_norm)
-    layers += _conv_relu(a, a, 3, padding=1, batch_norm=batch_norm)
-    layers += _conv_relu(a, a, 3, stride=2, padding=1, batch_norm=batch_norm)  # replaces max pool
-    layers += [nn.Dropout(0.5)] if dropout else []
-    layers += _conv_relu(a, b, 3, padding=1, batch_norm=batch_norm)
-    layers += _conv_relu(b, b, 3, padding=1, batch_norm=batch_norm)
-    layers += _conv_relu(b, b, 3, stride=2, padding=1, batch_norm=batch_norm)  # replaces max pool
-    layers += [nn.Dropout(0.5)] if dropout else []
-    layers += _conv_relu(b, b, 3, padding=1, batch_norm=batch_norm)
+    ch = in_channels
+    for width in widths:
+        convs = 3 if variant == "convpool_cnn_c" else 2
+        for i in range(convs):
+            stride = 2 if variant == "strided_cnn_c" and i == convs - 1 else 1
+            layers += _conv_relu(ch, width, 3, stride=stride, padding=1, batch_norm=batch_norm)
+            ch = width
+        if variant in ("model_c", "convpool_cnn_c"):
+            layers.append(nn.MaxPool2d(3, stride=2, padding=1))
+        elif variant == "all_cnn_c":
+            layers += _conv_relu(ch, width, 3, stride=2, padding=1, batch_norm=batch_norm)  # replaces the pool
+        layers += [nn.Dropout(0.5)] if dropout else []
+    b = widths[1]
+    layers += _conv_relu(b, b, 3, batch_norm=batch_norm)  # valid: 8x8 -> 6x6
     layers += _conv_relu(b, b, 1, batch_norm=batch_norm)
     layers += [nn.Conv2d(b, num_classes, 1), nn.AdaptiveAvgPool2d(1), nn.Flatten()]
     return nn.Sequential(*layers)
+
+
+def model_c(num_classes: int = 10, in_channels: int = 3, widths: tuple[int, int] = (96, 192),
+            batch_norm: bool = False, dropout: bool = True) -> nn.Sequential:
+    """Model C (Springenberg et al., Table 1): 3x3 convs with 3x3/2 max pooling, 1x1 convs, global average pooling."""
+    return model_c_family("model_c", num_classes, in_channels, widths, batch_norm, dropout)
+
+
+def strided_cnn_c(num_classes: int = 10, in_channels: int = 3, widths: tuple[int, int] = (96, 192),
+                  batch_norm: bool = False, dropout: bool = True) -> nn.Sequential:
+    """Strided-CNN-C: Model C with each max pool removed and the conv before it given stride 2."""
+    return model_c_family("strided_cnn_c", num_classes, in_channels, widths, batch_norm, dropout)
+
+
+def convpool_cnn_c(num_classes: int = 10, in_channels: int = 3, widths: tuple[int, int] = (96, 192),
+                   batch_norm: bool = False, dropout: bool = True) -> nn.Sequential:
+    """ConvPool-CNN-C: Model C with an extra 3x3 conv before each max pool (the control for All-CNN-C's depth)."""
+    return model_c_family("convpool_cnn_c", num_classes, in_channels, widths, batch_norm, dropout)
+
+
+def all_cnn_c(num_classes: int = 10, in_channels: int = 3, widths: tuple[int, int] = (96, 192),
+              batch_norm: bool = False, dropout: bool = True) -> nn.Sequential:
+    """All-CNN-C (Springenberg et al.): no pooling layers and no fully connected layers.
+
+    3x3 convs; 3x3 stride-2 convs where Model C has max pooling; a 1x1 conv to ``num_classes`` maps and
+    global average pooling as the classifier. 1,369,738 parameters with the paper's widths (96, 192).
+    """
+    return model_c_family("all_cnn_c", num_classes, in_channels, widths, batch_norm, dropout)
 
 
 def maxpool_fc_baseline(num_classes: int = 10, in_channels: int = 3, widths: tuple[int, int] = (96, 192),
