@@ -1,18 +1,18 @@
-"""How much faster is im2col than naive loops, and how close to PyTorch? (issue 4's benchmark)
+"""How much faster is im2col than naive loops, and how close to PyTorch? (the race of conv_layers' part 6)
 
 Times one convolution forward pass, N=16 images, 3 -> 32 channels, 32x32, 3x3 kernel, stride 1, pad 1, on
-the CPU in one dtype (float64 by default, the course's dtype) for three implementations:
-``cnncourse.layers.conv_forward_naive`` (four Python loops), ``conv_forward_im2col`` (one matrix product)
-and ``torch.nn.functional.conv2d``. Each is the best of 3 rounds of ``--repeats`` runs (naive: one round
-of ``--naive-repeats``).
-Backward passes of im2col and torch are timed too. Prints a table and the ratios and writes them as JSON
-to ``reports/conv_speed.json``.
+the CPU in one dtype (float64 by default, the course's dtype) for three implementations: the instructor's
+reference ``conv_forward_naive`` (four Python loops) and ``conv_forward_im2col`` (one matrix product), executed
+from the solution cells of ``solutions/conv_layers/conv_layers.ipynb`` (the package ships no answers), and
+``torch.nn.functional.conv2d``. Each is the best of 3 rounds of ``--repeats`` runs (naive: one round of
+``--naive-repeats``). Prints a table and the ratios and writes them as JSON to ``reports/conv_speed.json``.
 
     python benchmarks/conv_speed.py [--dtype float32] [--threads 1] [--repeats 20] [--out reports/conv_speed.json]
 """
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import json
 import os
 import platform
@@ -23,8 +23,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from cnncourse.layers import conv_backward_im2col, conv_forward_im2col, conv_forward_naive
-
+ROOT = Path(__file__).resolve().parents[1]
 CASE = dict(N=16, C=3, F=32, H=32, W=32, kernel=3, stride=1, pad=1)
 
 
@@ -44,7 +43,17 @@ def best_times(fns: dict, repeats: int, rounds: int = 3) -> dict:
     return best
 
 
+def reference() -> dict:
+    """The namespace of the conv_layers solution cells (``solutions/conv_layers/reference.py`` runs them)."""
+    spec = importlib.util.spec_from_file_location("conv_layers_reference", ROOT / "solutions/conv_layers/reference.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module.load()
+
+
 def run(dtype: str = "float64", repeats: int = 20, naive_repeats: int = 1, threads: int | None = None) -> dict:
+    ref = reference()
+    conv_forward_naive, conv_forward_im2col = ref["conv_forward_naive"], ref["conv_forward_im2col"]
     if threads:
         torch.set_num_threads(threads)
     rng = np.random.default_rng(0)
@@ -56,25 +65,15 @@ def run(dtype: str = "float64", repeats: int = 20, naive_repeats: int = 1, threa
     tx, tw, tb = (torch.from_numpy(a) for a in (x, w, b))
 
     out_naive, _ = conv_forward_naive(x, w, b, conv_param)
-    out_im2col, cache = conv_forward_im2col(x, w, b, conv_param)
+    out_im2col, _ = conv_forward_im2col(x, w, b, conv_param)
     out_torch = F.conv2d(tx, tw, tb, stride=c["stride"], padding=c["pad"]).numpy()
     tol = 1e-10 if dtype == "float64" else 1e-4
     assert np.allclose(out_naive, out_torch, rtol=tol, atol=tol) and np.allclose(out_im2col, out_torch, rtol=tol, atol=tol)
-    dout = rng.standard_normal(out_torch.shape).astype(dtype)
-
-    gx, gw, gb = (t.clone().requires_grad_(True) for t in (tx, tw, tb))
-    tdout = torch.from_numpy(dout)
-
-    def torch_backward():
-        gx.grad = gw.grad = gb.grad = None
-        F.conv2d(gx, gw, gb, stride=c["stride"], padding=c["pad"]).backward(tdout)
 
     seconds = best_times({"naive forward": lambda: conv_forward_naive(x, w, b, conv_param)}, naive_repeats, rounds=1)
     seconds.update(best_times({
         "im2col forward": lambda: conv_forward_im2col(x, w, b, conv_param),
         "torch forward": lambda: F.conv2d(tx, tw, tb, stride=c["stride"], padding=c["pad"]),
-        "im2col backward": lambda: conv_backward_im2col(dout, cache),
-        "torch forward+backward": torch_backward,
     }, repeats))
     ratios = {
         "naive / im2col (forward)": seconds["naive forward"] / seconds["im2col forward"],

@@ -164,76 +164,6 @@ def test_random_cases_are_deterministic_and_tile():
         random_pool_case(0, "min")
 
 
-def _stepped_conv(x, w, b, conv_param, step, offset=0):
-    """A convolution whose windows start at i * step + offset (the classic stride mistakes)."""
-    from cnncourse.layers import pad
-
-    S, P = conv_param["stride"], conv_param["pad"]
-    (N, _, H, W), (F, _, HH, WW) = x.shape, w.shape
-    xp = pad(x, P)
-    out = np.zeros((N, F, (H + 2 * P - HH) // S + 1, (W + 2 * P - WW) // S + 1))
-    for i in range(out.shape[2]):
-        for j in range(out.shape[3]):
-            r, c = i * step + offset, j * step + offset
-            out[:, :, i, j] = np.tensordot(xp[:, :, r:r + HH, c:c + WW], w, axes=([1, 2, 3], [1, 2, 3])) + b
-    return out
-
-
-@pytest.mark.parametrize("stride,pad,size", [(1, 0, 6), (2, 1, 7), (3, 2, 8)])
-def test_conv_forward_hint_names_the_classic_mistakes(stride, pad, size):
-    from cnncourse.layers import conv_forward_naive
-
-    rng = np.random.default_rng(stride)
-    x, w, b = rng.standard_normal((2, 3, size, size)), rng.standard_normal((4, 3, 3, 3)), rng.standard_normal(4)
-    p = {"stride": stride, "pad": pad}
-    out, _ = conv_forward_naive(x, w, b, p)
-    hint = grading.conv_forward_hint
-    assert hint(out, x, w, b, p) == ""
-    assert hint(None, x, w, b, p) == ""
-    assert "true convolution" in hint(conv_forward_naive(x, w[:, :, ::-1, ::-1].copy(), b, p)[0], x, w, b, p)
-    assert "transposed" in hint(conv_forward_naive(x, w.transpose(0, 1, 3, 2).copy(), b, p)[0], x, w, b, p)
-    assert "bias is missing" in hint(out - b[:, None, None], x, w, b, p)
-    assert "forget the +1" in hint(out[:, :, :-1, :-1], x, w, b, p)
-    assert "one map per image and per filter" in hint(out[:, :2], x, w, b, p)
-    assert "off by one in the stride" in hint(_stepped_conv(x, w, b, p, stride - 1), x, w, b, p)
-    if pad:
-        shape = ((size - 3) // stride + 1,) * 2  # what an unpadded input gives
-        assert "unpadded input" in hint(np.zeros((2, 4) + shape), x, w, b, p)
-    if stride == 3:
-        assert "move by 1 pixel" in hint(_stepped_conv(x, w, b, p, 1), x, w, b, p)
-
-
-def test_backward_hints():
-    from cnncourse import layers
-
-    rng = np.random.default_rng(0)
-    x, w, b = rng.standard_normal((2, 3, 5, 5)), rng.standard_normal((4, 3, 3, 3)), rng.standard_normal(4)
-    p = {"stride": 2, "pad": 1}
-    out, cache = layers.conv_forward_naive(x, w, b, p)
-    dout = rng.standard_normal(out.shape)
-    dx, dw, db = layers.conv_backward_naive(dout, cache)
-    hint = grading.conv_backward_hint
-    assert hint(dx, dw, db, x, w, p, dout) == ""
-    assert "remove the padding" in hint(layers.pad(dx, 1), dw, db, x, w, p, dout)
-    assert "db must have shape (F,)" in hint(dx, dw, db[:, None], x, w, p, dout)
-    assert "db only counts the last image" in hint(dx, dw, dout[-1].sum(axis=(1, 2)), x, w, p, dout)
-    last_dw = layers.conv_backward_naive(dout[-1:], (x[-1:], w, b, p))[1]
-    assert "dw only counts the last image" in hint(dx, last_dw, db, x, w, p, dout)
-
-    xp = rng.standard_normal((2, 2, 5, 5))
-    pp = {"pool_height": 3, "pool_width": 3, "stride": 1}
-    for kind in ("max", "avg"):
-        forward = getattr(layers, f"{kind}_pool_forward_naive")
-        backward = getattr(layers, f"{kind}_pool_backward_naive")
-        pout, pcache = forward(xp, pp)
-        d = rng.standard_normal(pout.shape)
-        assert grading.pool_backward_hint(kind, backward(d, pcache), xp, pp, d) == ""
-    assert "only the maximum" in grading.pool_backward_hint(
-        "max", layers.avg_pool_backward_naive(d, (xp, pp)) * 9, xp, pp, d)
-    assert "1 / (pool_height * pool_width)" in grading.pool_backward_hint(
-        "avg", layers.avg_pool_backward_naive(d, (xp, pp)) * 9, xp, pp, d)
-
-
 def test_own_rejects_delegating_to_the_reference_or_torch():
     check = sealed_checker()
     namespace = {"__name__": "__main__"}
@@ -241,7 +171,7 @@ def test_own_rejects_delegating_to_the_reference_or_torch():
         "import numpy as np\n"
         "import torch\n"
         "import cnncourse.layers as layers\n"
-        "from cnncourse.layers import conv_forward_naive as ref\n"
+        "from cnncourse.layers import check_conv_args as ref\n"
         "def helper(x):\n    return np.pad(x, 1)\n"
         "def good(x):\n    return helper(x) + np.sum(x)\n"
         "def nested(x):\n    f = lambda y: [np.abs(v) for v in y]\n    return f(x)\n"
@@ -261,8 +191,8 @@ def test_own_rejects_delegating_to_the_reference_or_torch():
                         ("local_import", "uses `cnncourse.layers`")]:
         with pytest.raises(AssertionError, match=words):
             check.own(namespace[name], name)
-    from cnncourse.layers import conv_forward_naive
+    from cnncourse.layers import check_conv_args
     with pytest.raises(AssertionError, match="must be written in this notebook"):
-        check.own(conv_forward_naive, "conv_forward_naive")
+        check.own(check_conv_args, "check_conv_args")
     with pytest.raises(AssertionError, match="must be a function"):
         check.own(None, "pad")

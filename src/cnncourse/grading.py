@@ -32,9 +32,6 @@ __all__ = [
     "PoolCase",
     "sealed_checker",
     "SealedChecker",
-    "conv_forward_hint",
-    "conv_backward_hint",
-    "pool_backward_hint",
 ]
 
 _SHOW = 5  # wrong entries listed in a failure message
@@ -252,7 +249,7 @@ def assert_close(actual: Any, expected: Any, name: str = "output", rtol: float =
     names the shape mismatch, or the number of wrong entries, the first few positions and values, and the
     max relative error ``|actual - expected| / |expected|``.
     ``hint``: a likely cause to add to the message (a string, or a function called only on failure, such as
-    ``lambda: conv_forward_hint(out, x, w, b, conv_param)``); empty hints are left out.
+    ``lambda: conv_forward_hint(out, x, w, b, conv_param)`` from ``cnncourse.testcells.hints``); empty hints are left out.
     """
     try:
         _CHECK.close(actual, _as_expected(expected), name, rtol=rtol, atol=atol)
@@ -429,130 +426,3 @@ def random_pool_case(seed: int, kind: str = "max", N: int | None = None, C: int 
     out.backward(torch.from_numpy(dout))
     return PoolCase(kind=kind, x=_frozen(x), pool_param={"pool_height": ph, "pool_width": pw, "stride": s},
                     out=_frozen(out.detach().numpy()), dout=_frozen(dout), dx=_frozen(tx.grad.numpy()))
-
-
-# ---- likely causes: recognise the classic mistakes by recomputing them (used in visible test messages) ----
-
-def _close(a: Any, b: np.ndarray) -> bool:
-    return type(a) is np.ndarray and a.shape == b.shape and bool(np.allclose(a, b, rtol=1e-6, atol=1e-8))
-
-
-def _conv_at(xp: np.ndarray, w: np.ndarray, b: np.ndarray, rows: list[int], cols: list[int]) -> np.ndarray | None:
-    """Cross-correlation of the padded ``xp`` with windows starting at the given rows/columns (None if one
-    would not fit)."""
-    HH, WW = w.shape[2:]
-    if min(rows + cols) < 0 or max(rows) + HH > xp.shape[2] or max(cols) + WW > xp.shape[3]:
-        return None
-    out = np.empty((xp.shape[0], w.shape[0], len(rows), len(cols)))
-    for i, r in enumerate(rows):
-        for j, c in enumerate(cols):
-            out[:, :, i, j] = np.tensordot(xp[:, :, r:r + HH, c:c + WW], w, axes=([1, 2, 3], [1, 2, 3])) + b
-    return out
-
-
-def conv_forward_hint(out: Any, x: np.ndarray, w: np.ndarray, b: np.ndarray, conv_param: dict) -> str:
-    """The likely mistake behind a wrong ``conv_forward_naive`` output, or ``""`` when none is recognised.
-
-    Recognises: a missing ``+1`` or stride in the output size, missing padding, a kernel flipped by 180
-    degrees (true convolution instead of the cross-correlation that CNN layers compute), a transposed
-    kernel, a missing bias, and windows that step by ``stride +- 1`` pixels, 1 pixel, or start one pixel late.
-    """
-    from cnncourse.layers import pad as _pad
-
-    if type(out) is not np.ndarray:
-        return ""
-    s, p = conv_param["stride"], conv_param["pad"]
-    if not (np.isscalar(s) and np.isscalar(p)):
-        return ""
-    (N, C, H, W), (F, _, HH, WW) = x.shape, w.shape
-    H_out, W_out = (H + 2 * p - HH) // s + 1, (W + 2 * p - WW) // s + 1
-    want = (N, F, H_out, W_out)
-    if out.shape != want:
-        got = out.shape[2:] if out.ndim == 4 else None
-        if out.ndim == 4 and out.shape[:2] != (N, F):
-            return f"out must be (N, F, H_out, W_out) = {want}: one map per image and per filter"
-        short = "one row and column short: H_out = (H + 2*pad - HH) // stride + 1 (did you forget the +1?)"
-        if p and got == ((H - HH) // s + 1, (W - WW) // s + 1):
-            unpadded = "the output has the size of an unpadded input: pad x by conv_param['pad'] on every side first"
-            return unpadded + (f"; or {short}" if got == (H_out - 1, W_out - 1) else "")
-        if got == (H_out - 1, W_out - 1):
-            return short
-        if got == (H + 2 * p - HH + 1, W + 2 * p - WW + 1):
-            return "the output size ignores the stride: H_out = (H + 2*pad - HH) // stride + 1"
-        return ""
-    xp = _pad(x, p)
-    rows, cols = [i * s for i in range(H_out)], [j * s for j in range(W_out)]
-    candidates = [
-        (w[:, :, ::-1, ::-1], rows, cols, b,
-         "your output is a true convolution, with the kernel rotated by 180 degrees. CNN layers (and "
-         "torch.nn.functional.conv2d) compute a cross-correlation: multiply each window by w[f] as it is, "
-         "without flipping it"),
-        (w.transpose(0, 1, 3, 2), rows, cols, b,
-         "the kernel is transposed (rows and columns swapped): index windows as x[n, :, rows, cols] and "
-         "multiply by w[f] in its (C, HH, WW) order") if HH == WW else None,
-        (w, rows, cols, np.zeros_like(b), "the bias is missing: add b[f] to every output of filter f"),
-        (w, [i * (s + 1) for i in range(H_out)], [j * (s + 1) for j in range(W_out)], b,
-         f"off by one in the stride: window i must start at row i * stride = {s} * i, yours step by {s + 1}"),
-        (w, [i * (s - 1) for i in range(H_out)], [j * (s - 1) for j in range(W_out)], b,
-         f"off by one in the stride: window i must start at row i * stride = {s} * i, yours step by {s - 1}"),
-        (w, list(range(H_out)), list(range(W_out)), b,
-         "the windows move by 1 pixel instead of by the stride: window (i, j) starts at (i * stride, j * stride)")
-        if s > 2 else None,
-        (w, [r + 1 for r in rows], [c + 1 for c in cols], b,
-         "off by one: your windows start one pixel late; window i covers rows i*stride to i*stride + HH - 1"),
-    ]
-    for cand in candidates:
-        if cand is None:
-            continue
-        kernel, r, c, bias, message = cand
-        ref = _conv_at(xp, kernel, bias, r, c)
-        if ref is not None and _close(out, ref):
-            return message
-    return ""
-
-
-def conv_backward_hint(dx: Any, dw: Any, db: Any, x: np.ndarray, w: np.ndarray, conv_param: dict,
-                       dout: np.ndarray) -> str:
-    """The likely mistake behind wrong convolution gradients (shapes, padding, the sum over the batch)."""
-    p = conv_param["pad"]
-    if type(dx) is np.ndarray and np.isscalar(p) and dx.shape == (x.shape[0], x.shape[1], x.shape[2] + 2 * p,
-                                                                   x.shape[3] + 2 * p) and p > 0:
-        return "dx has the shape of the padded input: remove the padding, dx = dx_padded[:, :, pad:-pad, pad:-pad]"
-    if type(db) is np.ndarray and db.shape != (w.shape[0],):
-        return f"db must have shape (F,) = ({w.shape[0]},): sum dout over the image, row and column axes (0, 2, 3)"
-    if type(db) is np.ndarray and db.shape == (w.shape[0],) and _close(db, dout[-1].sum(axis=(1, 2))):
-        return "db only counts the last image: the bias is shared by all N images, so add up their gradients (+=)"
-    if type(dw) is np.ndarray and dw.shape == w.shape and np.isscalar(p):
-        from cnncourse.layers import conv_backward_naive
-
-        last = conv_backward_naive(dout[-1:], (x[-1:], w, np.zeros(w.shape[0]), conv_param))[1]
-        if _close(dw, last):
-            return "dw only counts the last image: the filters are shared by all N images, so accumulate with +="
-    return ""
-
-
-def pool_backward_hint(kind: str, dx: Any, x: np.ndarray, pool_param: dict, dout: np.ndarray) -> str:
-    """The likely mistake behind a wrong pooling ``dx``: gradients sent to every input of a max window,
-    a missing ``1 / (pool_height * pool_width)``, or ``=`` instead of ``+=`` where windows overlap."""
-    if type(dx) is not np.ndarray or dx.shape != x.shape:
-        return ""
-    kh, kw, s = pool_param["pool_height"], pool_param["pool_width"], pool_param["stride"]
-    H_out, W_out = (x.shape[2] - kh) // s + 1, (x.shape[3] - kw) // s + 1
-    spread, assigned = np.zeros_like(x), np.zeros_like(x)
-    from cnncourse import layers
-
-    backward = layers.max_pool_backward_naive if kind == "max" else layers.avg_pool_backward_naive
-    reference = backward(dout, (x, pool_param))
-    for i in range(H_out):
-        for j in range(W_out):
-            spread[:, :, i * s:i * s + kh, j * s:j * s + kw] += dout[:, :, i, j, None, None]
-            one = backward(dout[:, :, i:i + 1, j:j + 1],
-                           (x[:, :, i * s:i * s + kh, j * s:j * s + kw], {**pool_param, "stride": 1}))
-            assigned[:, :, i * s:i * s + kh, j * s:j * s + kw] = one
-    if kind == "max" and _close(dx, spread):
-        return "every input of a window received the gradient: only the maximum (the input that won) gets dout"
-    if kind == "avg" and _close(dx, spread):
-        return "each input of a window contributes 1 / (pool_height * pool_width) of the mean: scale dout by that"
-    if (kh > s or kw > s) and not _close(assigned, reference) and _close(dx, assigned):
-        return "windows overlap (stride < pool size), so an input can receive gradient from several windows: use +="
-    return ""
