@@ -28,3 +28,24 @@ c.ClearSolutions.text_stub = "YOUR ANSWER HERE"
 # `cnncourse grade` adds whole-notebook and memory limits on top.
 c.ExecutePreprocessor.timeout = 60
 c.Execute.timeout = 60
+
+# Every student kernel runs in the bubblewrap sandbox (cnncourse.grader.execute.SandboxedExecute).
+# Hidden tests (cnncourse.grader.hidden): PlaceCases writes each student's inputs next to the notebook before
+# execution, CheckAnswers checks the published answers with the oracles of solutions/<assignment>/oracle.py
+# after it; nbgrader's defaults stay around them. Every grading path (nbgrader autograde, cnncourse grade,
+# cnncourse validate) uses these lists.
+from nbconvert.preprocessors import ClearMetadataPreprocessor, CSSHTMLHeaderPreprocessor  # noqa: E402
+from nbgrader.preprocessors import (AssignLatePenalties, CheckCellMetadata, GetGrades,  # noqa: E402
+                                    IgnorePattern, LimitOutput, SaveAutoGrades)
+
+c.HiddenTestsPreprocessor.course_root = str(ROOT)
+c.Autograde.autograde_preprocessors = [
+    "cnncourse.grader.hidden.PlaceCases", "cnncourse.grader.execute.SandboxedExecute",
+    "cnncourse.grader.hidden.CheckAnswers",
+    IgnorePattern, ClearMetadataPreprocessor, LimitOutput, SaveAutoGrades, AssignLatePenalties, CheckCellMetadata,
+]
+# Feedback shows a test cell's failure message only, never hidden tests or solution lines (cnncourse.grader.scrub).
+c.GenerateFeedback.preprocessors = [GetGrades, "cnncourse.grader.scrub.ScrubHidden", CSSHTMLHeaderPreprocessor]
+# The oracles (and the course secret's folder) are instructor-only: never copied to assignments/ or students.
+c.CourseDirectory.ignore = [".ipynb_checkpoints", "*.pyc", "__pycache__", "feedback", "oracle.py", ".cnncourse",
+                            ".cnncourse_cases.json"]

@@ -5,6 +5,8 @@
   type mismatch, or how many entries are wrong and where. With ``reveal=False`` it never shows an expected
   value (the grader uses it for hidden tests).
 * :func:`assert_close` raises ``AssertionError`` with that description (visible tests).
+* :func:`assert_equal` checks an exact answer and its exact type (``int``, not ``760.0``);
+  :func:`assert_raises` checks that a call refuses bad input.
 * :func:`numerical_gradient` / :func:`check_gradient` check a backward pass with centred differences.
 
 Nothing here prints: a passing check is silent.
@@ -15,7 +17,8 @@ from typing import Any, Callable
 
 import numpy as np
 
-__all__ = ["mismatch", "assert_close", "numerical_gradient", "check_gradient", "describe"]
+__all__ = ["mismatch", "assert_close", "assert_equal", "assert_raises", "numerical_gradient", "check_gradient",
+           "describe"]
 
 _SHOW = 5  # wrong entries listed in a message
 
@@ -107,6 +110,43 @@ def assert_close(actual: Any, expected: Any, name: str = "output", rtol: float =
         return
     text = hint() if callable(hint) else hint
     raise AssertionError(f"{message}\nLikely cause: {text}" if text else message)
+
+
+def _same(actual: Any, expected: Any) -> bool:
+    """Equal and of exactly the same types, recursively through tuples and lists (no bool for int)."""
+    if type(actual) is not type(expected):
+        return False
+    if isinstance(expected, (tuple, list)):
+        return len(actual) == len(expected) and all(_same(a, e) for a, e in zip(actual, expected))
+    return actual == expected
+
+
+def assert_equal(actual: Any, expected: Any, name: str = "value", hint: str | None = None) -> None:
+    """Raise ``AssertionError`` unless ``actual == expected`` with exactly the same types (``int`` is not
+    ``float`` or ``bool``; a tuple is not a list), naming ``name`` and adding ``Likely cause: hint``."""
+    if _same(actual, expected):
+        return
+    seqs = isinstance(actual, (tuple, list)) and isinstance(expected, (tuple, list))
+    if actual == expected or (seqs and list(actual) == list(expected)):
+        message = (f"{name} returned {actual!r}: the right value, but of type {type(actual).__name__}; it must be "
+                   f"of type {type(expected).__name__} (exactly{', with Python ints inside' if seqs else ''})")
+    else:
+        message = f"{name} should be {expected!r}, got {describe(actual) if actual is None else repr(actual)}"
+    raise AssertionError(f"{message}\nLikely cause: {hint}" if hint else message)
+
+
+def assert_raises(exception: type[BaseException], fn: Callable[..., Any], *args: Any, name: str = "",
+                  why: str = "", **kwargs: Any) -> None:
+    """Raise ``AssertionError`` unless ``fn(*args, **kwargs)`` raises ``exception``; ``why`` says why it should."""
+    call = name or getattr(fn, "__name__", "the function")
+    try:
+        got = fn(*args, **kwargs)
+    except exception:
+        return
+    except Exception as exc:  # the wrong kind of error
+        raise AssertionError(f"{call} raised {type(exc).__name__}({exc}) instead of {exception.__name__}"
+                             + (f": {why}" if why else "")) from None
+    raise AssertionError(f"{call} returned {got!r} instead of raising {exception.__name__}" + (f": {why}" if why else ""))
 
 
 def numerical_gradient(f: Callable[[np.ndarray], Any], x: np.ndarray, df: np.ndarray, h: float = 1e-5) -> np.ndarray:

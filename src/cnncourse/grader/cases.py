@@ -1,0 +1,94 @@
+"""Hidden tests, instructor side: the oracle file of an assignment and each student's inputs.
+
+``solutions/<assignment>/oracle.py`` (instructor only: never released) defines ``TESTS: dict[str, Test]``
+and optionally ``RULES``, the :class:`~cnncourse.testcells.owncode.OwnCode` rule its hidden tests apply.
+A :class:`Test` draws the inputs of one student from a ``numpy.random.Generator`` seeded by
+HMAC(course secret, ``assignment/student/test``) and checks each answer with torch oracles computed here,
+in the grader process: the student's kernel receives the inputs and nothing else.
+"""
+from __future__ import annotations
+
+import ast
+import importlib.util
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from types import ModuleType
+from typing import Any, Callable
+
+import numpy as np
+
+from cnncourse.grader.secret import course_secret, student_seed
+from cnncourse.testcells.owncode import OwnCode
+
+__all__ = ["Test", "Oracle", "load_oracle", "hidden_tests_in", "student_cases", "ORACLE_FILE"]
+
+ORACLE_FILE = "oracle.py"
+
+
+@dataclass(frozen=True)
+class Test:
+    """One hidden test: ``cases(rng) -> [{"args": [...], "kwargs": {...}}, ...]`` and
+    ``check(case, got) -> None | message``. A message names the inputs and, on a line
+    ``Likely cause: ...``, the recognised mistake; it never contains the expected value."""
+
+    cases: Callable[[np.random.Generator], list[dict]]
+    check: Callable[[dict, Any], str | None]
+
+
+@dataclass(frozen=True)
+class Oracle:
+    """The hidden tests of one assignment and the own-code rule they apply."""
+
+    assignment: str
+    tests: dict[str, Test]
+    rules: OwnCode
+    source_dir: Path
+
+
+def load_oracle(root: str | Path, assignment: str) -> Oracle | None:
+    """Import ``<root>/solutions/<assignment>/oracle.py`` (``None`` when the assignment has none)."""
+    folder = Path(root) / "solutions" / assignment
+    path = folder / ORACLE_FILE
+    if not path.exists():
+        return None
+    name = f"_cnncourse_oracle_{assignment}"
+    spec = importlib.util.spec_from_file_location(name, path)
+    module: ModuleType = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module  # dataclasses and pickling need the module registered
+    spec.loader.exec_module(module)
+    tests = getattr(module, "TESTS", None)
+    if not isinstance(tests, dict) or not all(isinstance(t, Test) for t in tests.values()):
+        raise ValueError(f"{path} must define TESTS = {{name: Test(cases=..., check=...)}}")
+    rules = getattr(module, "RULES", OwnCode())
+    if not isinstance(rules, OwnCode):
+        raise ValueError(f"{path}: RULES must be a cnncourse.testcells.owncode.OwnCode, got {type(rules).__name__}")
+    return Oracle(assignment=assignment, tests=dict(tests), rules=rules, source_dir=folder)
+
+
+def hidden_tests_in(source: str) -> list[str]:
+    """The test names of the ``hidden.check("<name>", ...)`` calls in a test cell, in order."""
+    try:
+        tree = ast.parse(source)
+    except SyntaxError:
+        return []
+    names = []
+    for node in ast.walk(tree):
+        if (isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and node.func.attr == "check"
+                and isinstance(node.func.value, ast.Name) and node.func.value.id == "hidden" and node.args
+                and isinstance(node.args[0], ast.Constant) and isinstance(node.args[0].value, str)):
+            names.append((node.lineno, node.col_offset, node.args[0].value))
+    return [name for *_, name in sorted(names)]
+
+
+def student_cases(oracle: Oracle, test: str, student: str, root: str | Path) -> list[dict]:
+    """The inputs of ``test`` for ``student``: the same on every grading, different between students."""
+    if test not in oracle.tests:
+        raise KeyError(f"hidden test {test!r} is not in {oracle.source_dir / ORACLE_FILE} "
+                       f"(it defines {sorted(oracle.tests)})")
+    seed = student_seed(course_secret(root), oracle.assignment, student, test)
+    cases = oracle.tests[test].cases(np.random.default_rng(seed))
+    for case in cases:
+        case.setdefault("args", [])
+        case.setdefault("kwargs", {})
+    return cases
