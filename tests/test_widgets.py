@@ -68,6 +68,7 @@ def test_pool_matches_torch():
     x = np.arange(16.0).reshape(4, 4)
     np.testing.assert_array_equal(widgets.pool(x, 2), [[5, 7], [13, 15]])
     np.testing.assert_array_equal(widgets.pool(x, 2, mode="avg"), [[2.5, 4.5], [10.5, 12.5]])
+    np.testing.assert_array_equal(widgets.pool(x, 2, mode="sum"), 4 * widgets.pool(x, 2, mode="avg"))
     with pytest.raises(ValueError, match="mode"):
         widgets.pool(x, 2, mode="min")
 

@@ -30,6 +30,7 @@ __all__ = [
     "padding_summary",
     "draw_conv",
     "draw_pool",
+    "POOL_MODES",
     "draw_padding",
     "demo_image",
     "pad_image",
@@ -202,16 +203,23 @@ def draw_padding(image: Any, pad: int, mode: str = "zeros"):
     return fig
 
 
+POOL_MODES = ("max", "avg", "sum")
+
+
 def pool(x: Any, kernel: int, stride: int | None = None, mode: str = "max") -> np.ndarray:
-    """Max or average pooling of a 2-D array (``torch.nn.functional`` does the work)."""
+    """Max, average or sum pooling of a 2-D array (``torch.nn.functional`` does the work; sum pooling is
+    ``lp_pool2d`` with p = 1, which adds the window's entries)."""
     import torch
     import torch.nn.functional as F
 
-    if mode not in ("max", "avg"):
-        raise ValueError(f"mode must be 'max' or 'avg', got {mode!r}")
+    if mode not in POOL_MODES:
+        raise ValueError(f"mode must be one of {POOL_MODES}, got {mode!r}")
     t = torch.as_tensor(to_numpy(x), dtype=torch.float32)[None, None]
+    s = stride if stride is not None else kernel
+    if mode == "sum":
+        return F.lp_pool2d(t, 1, kernel, s)[0, 0].numpy()
     fn = F.max_pool2d if mode == "max" else F.avg_pool2d
-    return fn(t, kernel, stride if stride is not None else kernel)[0, 0].numpy()
+    return fn(t, kernel, s)[0, 0].numpy()
 
 
 def draw_pool(x: Any, kernel: int = 2, stride: int | None = None, mode: str = "max", step: int = 0):
@@ -322,7 +330,7 @@ def conv_explorer(n: int = 7, kernel: int = 3, stride: int = 1, padding: int = 0
 
 
 def pool_explorer(size: int = 6, kernel: int = 2, stride: int = 2, mode: str = "max", seed: int = 0):
-    """Max/average pooling of a random ``size x size`` integer matrix: sliders for kernel, stride and the
+    """Max/average/sum pooling of a random ``size x size`` integer matrix: sliders for kernel, stride and the
     window; the outlined input cell of max pooling is where the backward pass sends the gradient."""
     w = _widgets()
     rng = np.random.default_rng(seed)
@@ -330,7 +338,7 @@ def pool_explorer(size: int = 6, kernel: int = 2, stride: int = 2, mode: str = "
     controls = {
         "kernel": _slider("kernel", kernel, 1, size),
         "stride": _slider("stride", stride, 1, size),
-        "mode": w.ToggleButtons(options=["max", "avg"], value=mode, description="mode"),
+        "mode": w.ToggleButtons(options=list(POOL_MODES), value=mode, description="mode"),
         "step": _slider("window", 0, 0, 0),
     }
     box = _build_explorer(
