@@ -3,8 +3,8 @@
 A rule says which modules a student's cells may import (``allowed``: an allow-list, or ``None`` for any)
 and which they must not (``forbidden``: e.g. ``("torch", "cnncourse")``). Always refused, whatever the
 rule: dynamic imports and introspection (``__import__``, ``importlib``, ``eval``/``exec``/``compile``,
-``globals()``, ``sys``, ``gc``, ``inspect``, frame and function internals such as ``f_back`` or
-``__globals__``), and IPython magics or shell commands unless ``magics=True``.
+``globals()``, ``getattr``, ``sys``, ``gc``, ``inspect``, frame, class and function internals such as
+``f_back``, ``__class__`` or ``__globals__``), and IPython magics or shell commands unless ``magics=True``.
 
 The grader applies :func:`problems` to the submitted source of every cell the student can edit (the
 source notebook's locked cells are trusted); the notebook's visible test applies the same check to the
@@ -20,13 +20,15 @@ from pathlib import Path
 
 __all__ = ["OwnCode", "problems", "student_cells", "check_notebook"]
 
-_DYNAMIC_NAMES = frozenset({"__import__", "eval", "exec", "compile", "globals", "locals", "vars",
-                            "__builtins__", "breakpoint", "get_ipython", "__loader__", "__spec__"})
+_DYNAMIC_NAMES = frozenset({"__import__", "eval", "exec", "compile", "globals", "locals", "vars", "getattr",
+                            "setattr", "delattr", "__builtins__", "breakpoint", "get_ipython", "__loader__",
+                            "__spec__"})
 _INTROSPECTION_MODULES = ("importlib", "builtins", "sys", "gc", "inspect", "ctypes", "runpy", "subprocess",
                           "pickle", "marshal", "types", "code", "codeop", "pydoc", "dis", "linecache", "IPython")
 _INTERNAL_ATTRS = frozenset({"__globals__", "__code__", "__closure__", "__builtins__", "__subclasses__",
                              "__loader__", "__spec__", "f_back", "f_globals", "f_locals", "f_builtins",
-                             "tb_frame", "gi_frame", "cr_frame", "ag_frame", "modules"})
+                             "tb_frame", "gi_frame", "cr_frame", "ag_frame", "modules", "__dict__", "__class__",
+                             "__bases__", "__base__", "__mro__"})
 
 
 @dataclass(frozen=True)
@@ -45,8 +47,8 @@ class OwnCode:
             parts.append("import only " + (", ".join(self.allowed) if self.allowed else "nothing"))
         if self.forbidden:
             parts.append("no " + ", no ".join(self.forbidden))
-        parts.append("no dynamic imports or introspection (__import__, importlib, eval, exec, globals, sys, "
-                     "gc, inspect, frames)" + ("" if self.magics else ", no % magics or ! shell commands"))
+        parts.append("no dynamic imports or introspection (__import__, importlib, eval, exec, globals, getattr, "
+                     "sys, gc, inspect, frames)" + ("" if self.magics else ", no % magics or ! shell commands"))
         return "; ".join(parts)
 
 
