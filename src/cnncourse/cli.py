@@ -1,11 +1,9 @@
-"""The ``cnncourse`` command: ``lab``, ``doctor``, ``release``, ``validate`` (and ``grade``, ``feedback``,
-``export`` from :mod:`cnncourse.autograde`). Run ``cnncourse COMMAND --help`` for each."""
+"""The ``cnncourse`` command: ``lab``, ``doctor``, ``release``, ``validate``, ``grade``, ``feedback``, ``export``
+(the grading commands call :mod:`cnncourse.grader`). Run ``cnncourse COMMAND --help`` for each."""
 from __future__ import annotations
 
 import argparse
-import importlib
 import importlib.metadata
-import importlib.util
 import os
 import platform
 import secrets
@@ -128,6 +126,12 @@ def cmd_doctor(args: argparse.Namespace) -> int:
         print(f"device      {device}")
     except Exception as exc:  # a broken torch install must be reported, not crash the doctor
         problems.append(f"torch does not import ({exc}); reinstall with `make setup`")
+    from cnncourse.grader import sandbox
+
+    works, how = sandbox.probe()
+    print(f"grading     {'sandboxed: ' + how if works else 'NO SANDBOX: ' + how}")
+    if not works:
+        problems.append(f"student kernels cannot be sandboxed ({how}); `cnncourse grade` needs --no-sandbox here")
     if shutil.which("alembic") is None:
         problems.append("`alembic` is not on PATH, so nbgrader cannot create its gradebook: activate the venv "
                         "(`source .venv/bin/activate`) or use the make targets")
@@ -171,7 +175,9 @@ def cmd_release(args: argparse.Namespace) -> int:
 
 def cmd_validate(args: argparse.Namespace) -> int:
     """Run a notebook and print pass/fail for each graded cell; exit 1 if any fails."""
-    results = course.validate(Path(args.path), timeout=args.timeout)
+    from cnncourse.grader.validate import validate
+
+    results = validate(Path(args.path), timeout=args.timeout)
     if not results:
         print(f"{args.path}: no graded cells found")
         return 1
@@ -186,6 +192,111 @@ def cmd_validate(args: argparse.Namespace) -> int:
     print(f"\n{total:g}/{maximum:g} points from visible checks; {failed} of {len(results)} graded cells failing"
           " (hidden tests run only when the instructor grades)")
     return 1 if failed else 0
+
+
+NO_SANDBOX_WARNING = """\
+WARNING: --no-sandbox: student code runs as YOUR user with YOUR view of the disk. A submission can read
+solutions/ (hidden tests, reference answers), the gradebook and other students' work, change or delete them,
+and leave processes running. Use it only for trusted notebooks (your own solutions) or on a throwaway machine.
+"""
+
+
+def cmd_grade(args: argparse.Namespace) -> int:
+    """Autograde every submitted/<student>/<ASSIGNMENT>/ in parallel, each kernel in a sandbox."""
+    from cnncourse.grader.limits import Limits
+    from cnncourse.grader.result import summary_table
+    from cnncourse.grader.scheduler import grade
+
+    if args.no_sandbox:
+        print(NO_SANDBOX_WARNING, file=sys.stderr)
+    limits = Limits(timeout_cell=args.timeout_cell, timeout_notebook=args.timeout_notebook, memory_mb=args.memory,
+                    max_procs=args.max_procs, threads=args.threads, file_mb=args.max_file, disk_mb=args.disk,
+                    submission_mb=args.max_submission,
+                    sandbox=not args.no_sandbox)
+    try:
+        results = grade(_root(args), args.assignment, students=args.student or None, jobs=args.jobs, limits=limits,
+                        db_url=args.db, force=args.force, progress=not args.no_progress)
+    except KeyboardInterrupt:
+        print("\nInterrupted: submissions finished so far are in the gradebook; run the same command again to "
+              "continue where it stopped.", file=sys.stderr)
+        return 130
+    if not results:
+        print(f"no submissions of {args.assignment} in submitted/<student>/{args.assignment}/")
+        return 1
+    print(summary_table(results))
+    return 0
+
+
+def cmd_feedback(args: argparse.Namespace) -> int:
+    """Write HTML feedback (scores, the student's code, test results; never hidden tests or solutions)."""
+    from cnncourse.grader.feedback import feedback
+
+    root = _root(args)
+    run = feedback(root, args.assignment, students=args.student or None, db_url=args.db)
+    for f in run.written:
+        print(f.relative_to(root))
+    for problem in run.problems:
+        print(f"problem: {problem}", file=sys.stderr)
+    print(f"{len(run.written)} feedback file(s) in feedback/<student>/{args.assignment}/"
+          + (f"; {len(run.problems)} student(s) without feedback (see above)" if run.problems else ""))
+    return 0 if run.written and not run.problems else 1
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    """Export grades: one row per student, each assignment's total and per-question points."""
+    from cnncourse.grader.export import export_rows, render
+
+    root = _root(args)
+    columns, rows = export_rows(root, args.db, args.assignment or None)
+    text = render(columns, rows, args.format)
+    if args.output == "-":
+        sys.stdout.write(text)
+        return 0
+    out = Path(args.output) if args.output else root / "reports" / f"grades.{args.format}"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(text)
+    print(f"{len(rows)} student(s) -> {out}")
+    return 0
+
+
+def _add_grading_commands(sub: argparse._SubParsersAction) -> None:
+    from cnncourse.grader.limits import Limits
+
+    d = Limits()
+    p = sub.add_parser("grade", help="autograde submissions in parallel, sandboxed", description=cmd_grade.__doc__)
+    p.add_argument("assignment")
+    p.add_argument("--student", action="append", help="only this student (repeatable)")
+    p.add_argument("--jobs", "-j", type=int, default=None, help="worker processes (default: number of cores)")
+    p.add_argument("--timeout-cell", type=int, default=d.timeout_cell, help=f"seconds per cell ({d.timeout_cell})")
+    p.add_argument("--timeout-notebook", type=int, default=d.timeout_notebook,
+                   help=f"seconds per notebook ({d.timeout_notebook})")
+    p.add_argument("--memory", type=int, default=d.memory_mb, help=f"MB of address space per kernel ({d.memory_mb})")
+    p.add_argument("--max-procs", type=int, default=d.max_procs,
+                   help=f"processes a submission may run at once ({d.max_procs})")
+    p.add_argument("--max-file", type=int, default=d.file_mb, help=f"MB: largest file a kernel may write ({d.file_mb})")
+    p.add_argument("--disk", type=int, default=d.disk_mb, help=f"MB a kernel may write in all ({d.disk_mb})")
+    p.add_argument("--max-submission", type=int, default=d.submission_mb,
+                   help=f"MB of submitted files read per submission, notebooks first ({d.submission_mb})")
+    p.add_argument("--threads", type=int, default=0, help="BLAS/OpenMP threads per kernel (default cores/jobs)")
+    p.add_argument("--db", help="gradebook SQLAlchemy URL (default: the course config's)")
+    p.add_argument("--force", action="store_true", help="regrade students already graded")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.add_argument("--no-sandbox", action="store_true",
+                   help="run student kernels unsandboxed (where bwrap cannot run; exposes the course, see README)")
+    p.set_defaults(func=cmd_grade)
+
+    p = sub.add_parser("feedback", help="HTML feedback without hidden tests", description=cmd_feedback.__doc__)
+    p.add_argument("assignment")
+    p.add_argument("--student", action="append", help="only this student (repeatable)")
+    p.add_argument("--db", help="gradebook SQLAlchemy URL")
+    p.set_defaults(func=cmd_feedback)
+
+    p = sub.add_parser("export", help="grades to CSV", description=cmd_export.__doc__)
+    p.add_argument("--assignment", action="append", help="only this assignment (repeatable)")
+    p.add_argument("--format", choices=("csv", "json"), default="csv")
+    p.add_argument("--output", "-o", help="file to write (default reports/grades.FORMAT; '-' for stdout)")
+    p.add_argument("--db", help="gradebook SQLAlchemy URL")
+    p.set_defaults(func=cmd_export)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -216,8 +327,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--timeout", type=int, default=120, help="seconds per cell (default 120)")
     p.set_defaults(func=cmd_validate)
 
-    if importlib.util.find_spec("cnncourse.autograde") is not None:  # grade / feedback / export
-        importlib.import_module("cnncourse.autograde").register(sub)
+    _add_grading_commands(sub)
     return parser
 
 

@@ -1,4 +1,5 @@
-"""The course on disk: finding its root, releasing assignments with nbgrader, validating notebooks.
+"""The course on disk: finding its root and releasing assignments with nbgrader (validating and grading
+notebooks is :mod:`cnncourse.grader`).
 
 ``release`` runs ``nbgrader generate_assignment`` on ``solutions/<assignment>/`` inside a temporary copy
 of the course, so the instructor's gradebook is never touched, and writes the student version to
@@ -135,56 +136,3 @@ def release_check(root: Path, assignment: str) -> list[Stale]:
             if fresh[name].read_bytes() != current[name].read_bytes():
                 stale.append(Stale(f"{RELEASE_DIR}/{assignment}/{name}", "differs from solutions/ (re-release)"))
     return stale
-
-
-# --------------------------------------------------------------------------------------------- validate
-@dataclass
-class CellResult:
-    """Outcome of one graded cell of a validated notebook."""
-
-    grade_id: str
-    kind: str  # "test" or "solution"
-    points: float
-    max_points: float
-    passed: bool
-    message: str
-
-
-def _error_message(cell) -> str:
-    for out in cell.get("outputs", []):
-        if out.get("output_type") == "error":
-            return f"{out.get('ename', 'Error')}: {out.get('evalue', '')}".strip()
-    return ""
-
-
-def validate(nb_path: Path, timeout: int = 120) -> list[CellResult]:
-    """Execute a notebook top to bottom (errors do not stop it) and return the result of every graded
-    cell: test cells (their visible tests) and autograded answers. Uses nbgrader's own grading rule
-    (a cell fails when it produced an error or wrote to stderr)."""
-    from nbclient import NotebookClient
-    from nbgrader import utils
-
-    nb_path = Path(nb_path)
-    if not nb_path.is_file():
-        raise CourseError(f"no notebook at {nb_path}")
-    try:
-        nb = nbformat.read(nb_path, as_version=4)
-    except Exception as exc:  # corrupted JSON, wrong format
-        raise CourseError(f"{nb_path} is not a valid notebook ({exc}); restore it from the released copy") from exc
-    client = NotebookClient(nb, timeout=timeout, allow_errors=True, kernel_name="python3",
-                            resources={"metadata": {"path": str(nb_path.parent.resolve())}})
-    client.execute()
-    results = []
-    for cell in nb.cells:
-        if not utils.is_grade(cell):
-            continue
-        points, max_points = utils.determine_grade(cell, None)
-        kind = "test" if cell.cell_type == "code" and not utils.is_solution(cell) else "solution"
-        message = _error_message(cell)
-        if points is None:  # manually graded answer
-            continue
-        if not message and points < max_points:
-            message = "wrote to stderr (a warning?): nbgrader scores such a cell 0"
-        results.append(CellResult(cell.metadata["nbgrader"]["grade_id"], kind, points, max_points,
-                                  points >= max_points, message))
-    return results
