@@ -1,5 +1,7 @@
 """Repository hygiene: notebooks stored without outputs, valid nbgrader metadata, assignments/ in sync with
 solutions/, and the three dependency lists (pyproject, constraints, environment.yml) agreeing."""
+import ast
+import copy
 import re
 import tomllib
 from pathlib import Path
@@ -77,3 +79,106 @@ def test_dependency_lists_agree():
     assert not wrong, f"environment.yml versions differ from constraints.txt (env, constraints): {wrong}"
     assert pins["torch"] == "2.13.0"
     assert "torchvision" not in declared, "torchvision must stay optional (extra 'vision')"
+
+
+# ---------------------------------------------------------------- no graded answer ships (issue 15 item 5)
+def _normalised(node: ast.AST) -> str:
+    """A definition's AST without its name, docstrings, annotations or argument names: a copy of a reference
+    answer matches however it is renamed or documented."""
+    import ast
+    import copy
+
+    node = copy.deepcopy(node)
+    for sub in ast.walk(node):
+        if isinstance(sub, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+            sub.name = "_"
+            body = sub.body
+            if body and isinstance(body[0], ast.Expr) and isinstance(body[0].value, ast.Constant) \
+                    and isinstance(body[0].value.value, str):
+                sub.body = body[1:] or [ast.Pass()]
+        if isinstance(sub, (ast.FunctionDef, ast.AsyncFunctionDef)):
+            sub.returns = None
+            names = {a.arg: f"a{i}" for i, a in enumerate(sub.args.posonlyargs + sub.args.args + sub.args.kwonlyargs)}
+            for a in sub.args.posonlyargs + sub.args.args + sub.args.kwonlyargs:
+                a.arg, a.annotation = names[a.arg], None
+            for name in ast.walk(sub):
+                if isinstance(name, ast.Name) and name.id in names:
+                    name.id = names[name.id]
+    return ast.dump(node, annotate_fields=False)
+
+
+def _definitions(source: str, top_level: bool = False) -> dict[str, str]:
+    """Normalised AST of every function, method and class in ``source`` (keyed by the normalised dump); with
+    ``top_level`` only the module's own definitions and their methods (the graded answers, not their helpers)."""
+    try:
+        tree = ast.parse(source)
+    except SyntaxError:  # IPython magics in a notebook cell
+        return {}
+    kinds = (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)
+    if top_level:
+        nodes = [n for n in tree.body if isinstance(n, kinds)]
+        nodes += [m for n in nodes if isinstance(n, ast.ClassDef) for m in n.body if isinstance(m, kinds)]
+    else:
+        nodes = [n for n in ast.walk(tree) if isinstance(n, kinds)]
+    return {_normalised(n): n.name for n in nodes}
+
+
+def _solution_definitions() -> dict[str, str]:
+    found = {}
+    for path in sorted((ROOT / "solutions").glob("*/*.ipynb")):
+        for cell in nbformat.read(path, as_version=4).cells:
+            if cell.cell_type == "code" and cell.metadata.get("nbgrader", {}).get("solution"):
+                for dump, name in _definitions(cell.source, top_level=True).items():
+                    found[dump] = f"{path.relative_to(ROOT)}: {name}"
+    return found
+
+
+def _image_files() -> list[Path]:
+    """The files the class image copies from the repository (deploy/Dockerfile's COPY sources)."""
+    copies = re.findall(r"^COPY\s+(?!--from)(.+?)\s+\S+$", (ROOT / "deploy" / "Dockerfile").read_text(), re.M)
+    sources = [ROOT / s for line in copies for s in line.split() if not s.startswith("--")]
+    return sorted(f for s in sources for f in ([s] if s.is_file() else s.rglob("*"))
+                  if f.is_file() and "__pycache__" not in f.parts)
+
+
+def test_no_reference_answer_is_importable_or_in_the_class_image():
+    import cnncourse
+
+    answers = _solution_definitions()
+    assert answers, "no function found in the solution cells of solutions/*/*.ipynb"
+    package = Path(cnncourse.__file__).resolve().parent
+    shipped = {}
+    for path in sorted(package.rglob("*.py")) + [f for f in _image_files() if f.suffix in (".py", ".ipynb")]:
+        if path.suffix == ".ipynb":
+            sources = [c.source for c in nbformat.read(path, as_version=4).cells if c.cell_type == "code"]
+        else:
+            sources = [path.read_text(encoding="utf-8")]
+        for source in sources:
+            for dump, name in _definitions(source).items():
+                shipped.setdefault(dump, f"{path}: {name}")
+    leaks = [f"{answers[d]} is shipped as {shipped[d]}" for d in answers if d in shipped]
+    assert not leaks, "reference answers in the installed package or the class image:\n" + "\n".join(leaks)
+    assert not [f for f in _image_files() if f.relative_to(ROOT).parts[0] == "solutions" or f.name == "oracle.py"]
+
+
+def test_oracles_and_the_course_secret_stay_with_the_instructor():
+    config = (ROOT / course.CONFIG_FILE).read_text()
+    assert re.search(r"c\.CourseDirectory\.ignore\s*=\s*\[[^\]]*\"oracle\.py\"", config), \
+        "nbgrader_config.py must keep oracle.py out of releases (c.CourseDirectory.ignore)"
+    assert not list((ROOT / course.RELEASE_DIR).rglob("oracle.py")), "an oracle was released to assignments/"
+    assert ".cnncourse/" in (ROOT / ".gitignore").read_text().splitlines(), ".gitignore must list .cnncourse/"
+
+
+def test_the_answer_comparison_sees_through_renaming_and_docstrings():
+    answers = _solution_definitions()
+    reference = '''def receptive_field(layers):
+    """Docstring."""
+    rf, jump = 1, 1
+    for kernel, stride, dilation in layers:
+        rf += dilation * (kernel - 1) * jump
+        jump *= stride
+    return rf'''
+    copied = reference.replace("def receptive_field(layers)", "def rf_of(stack: list) -> int").replace(
+        "layers:", "stack:").replace('"""Docstring."""', '"""Another text."""')
+    assert set(_definitions(reference)) <= set(answers), "the conv_arithmetic reference changed: update this test"
+    assert set(_definitions(copied)) == set(_definitions(reference))
