@@ -6,7 +6,7 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(Path(__file__).resolve().parent))  # tests/ helpers such as nbgrader_helpers
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # tests/ helpers such as grader.helpers
 os.environ["PATH"] = str(Path(sys.executable).parent) + os.pathsep + os.environ.get("PATH", "")
 os.environ.setdefault("MPLBACKEND", "Agg")
 # Two pytest-xdist workers share two cores: one thread each (kernels and nbgrader inherit it) avoids the
