@@ -8,7 +8,7 @@ JOBS   ?= 2
 # nbgrader calls `alembic` by name: keep the venv's bin first on PATH for everything below.
 export PATH := $(abspath $(BIN)):$(PATH)
 
-.PHONY: setup lab test test-fast release grade clean
+.PHONY: setup lab test test-fast release grade site clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -22,8 +22,12 @@ setup: $(VENV)/.installed
 lab: setup
 	$(BIN)/cnncourse lab
 
+# The course-site build (tests/test_site.py, marker `site`) runs in CI (CI=true, set by .ci/run); locally
+# `make test` leaves it out (it executes every lecture once more) and `make site` builds it.
+SITE_TESTS = $(if $(filter true 1 yes,$(CI)),,-m "not site")
+
 test: setup
-	$(BIN)/python -m pytest -n $(JOBS) --dist loadgroup
+	$(BIN)/python -m pytest -n $(JOBS) --dist loadgroup $(SITE_TESTS)
 
 test-fast: setup
 	$(BIN)/python -m pytest -n $(JOBS) -m "not slow and not browser"
@@ -34,5 +38,9 @@ release: setup
 grade: setup
 	$(BIN)/cnncourse grade $(ASSIGNMENT)
 
+# Static course website in docs/_build/html: lectures executed in SMOKE mode, assignments read-only (offline).
+site: setup
+	$(BIN)/python docs/build.py
+
 clean:
-	rm -rf $(VENV) autograded feedback gradebook.db reports
+	rm -rf $(VENV) autograded feedback gradebook.db reports docs/_build
