@@ -56,7 +56,7 @@ def course(tmp_path):
 
 def test_protected_lines_come_from_hidden_tests_solutions_and_the_oracle(tmp_path):
     lines = protected_lines(course(tmp_path) / "solutions" / "a1")
-    assert {HIDDEN_LINE, SOLUTION_LINE, ORACLE_LINE} <= lines
+    assert {HIDDEN_LINE, SOLUTION_LINE, ORACLE_LINE, "### BEGIN HIDDEN TESTS"} <= lines
     assert "assert conv_output_size(7, 3) == 5" not in lines  # visible tests are the student's to see
     assert scrub_text(f"a\n{HIDDEN_LINE}\nb", lines) == "a\nb"
 

@@ -43,9 +43,9 @@ def _regions(source: str, begin: str, end: str) -> list[str]:
 
 
 def protected_lines(solution_dir: Path) -> set[str]:
-    """Stripped lines of every hidden-test and solution region of the source notebooks in ``solution_dir``,
-    and of its ``oracle.py``."""
-    lines: list[str] = []
+    """Stripped lines of every hidden-test and solution region (and their markers) of the source notebooks in
+    ``solution_dir``, and of its ``oracle.py``."""
+    lines: list[str] = [marker for region in _REGIONS for marker in region]
     for path in sorted(solution_dir.glob("*.ipynb")):
         for cell in read_notebook(str(path), as_version=4).cells:
             for begin, end in _REGIONS:
