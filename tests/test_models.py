@@ -337,6 +337,80 @@ def test_inception_block_concatenates_branches():
     assert small(torch.randn(1, 8, 5, 5)).shape == (1, 20, 5, 5)
 
 
+def _conv_weights(module: nn.Module) -> int:
+    return sum(m.weight.numel() for m in module.modules() if isinstance(m, nn.Conv2d))
+
+
+def test_googlenet_modules_follow_table1_and_torchvision_count():
+    net = M.googlenet(aux_logits=False)
+    modules = [item for item in M.GOOGLENET_CONFIG if item != "M"]
+    assert list(net.inception) == [name for name, _ in modules] and len(modules) == 9
+    ch = 192
+    for name, (c1, r3, c3, r5, c5, pp) in modules:
+        expected = ch * c1 + ch * r3 + 9 * r3 * c3 + ch * r5 + 25 * r5 * c5 + ch * pp
+        assert _conv_weights(net.inception[name]) == expected, name
+        ch = c1 + c3 + c5 + pp
+    assert ch == 1024 and net.fc.in_features == 1024
+    # torchvision's googlenet has 6,624,904 parameters; it uses 3x3 kernels in the "5x5" branch
+    five_by_five_excess = sum(16 * r5 * c5 for _, (_, _, _, r5, c5, _) in modules)
+    assert M.count_params(net) == 6_624_904 + five_by_five_excess
+
+
+def test_googlenet_aux_heads_only_in_training():
+    net = M.googlenet(num_classes=7)
+    seen = {}
+    net.aux1.register_forward_pre_hook(lambda m, inp: seen.update(aux1=tuple(inp[0].shape)))
+    net.train()
+    logits, aux1, aux2 = net(torch.randn(2, 3, 224, 224))
+    assert logits.shape == aux1.shape == aux2.shape == (2, 7)
+    assert seen["aux1"] == (2, 512, 14, 14)
+    net.eval()
+    with torch.no_grad():
+        assert net(torch.randn(1, 3, 224, 224)).shape == (1, 7)
+    aux_params = M.count_params(net.aux1)
+    assert aux_params == M.count_params(M.InceptionAux(512, 7))
+    assert M.count_params(net) - M.count_params(M.googlenet(7, aux_logits=False)) == aux_params + M.count_params(net.aux2)
+
+
+def test_inverted_residual_is_linear_at_the_thin_end():
+    block = M.InvertedResidual(16, 16, stride=1, expand_ratio=6)
+    hidden = 16 * 6
+    assert _conv_weights(block) == 16 * hidden + 9 * hidden + hidden * 16
+    assert block.use_residual and isinstance(block.conv[-1], nn.BatchNorm2d)     # no ReLU after the projection
+    x = torch.randn(2, 16, 8, 8)
+    with torch.no_grad():
+        assert torch.allclose(block.eval()(x), x + block.conv(x))
+    down = M.InvertedResidual(16, 24, stride=2).eval()
+    with torch.no_grad():
+        out = down(x)
+    assert out.shape == (2, 24, 4, 4) and not down.use_residual and (out < 0).any()
+    with pytest.raises(ValueError, match="stride"):
+        M.InvertedResidual(16, 16, stride=3)
+
+
+def test_compound_scaling_follows_the_phi_rule():
+    assert M.compound_scaling(0) == (1.0, 1.0, 1.0)
+    d, w, r = M.compound_scaling(2)
+    assert (d, w, r) == pytest.approx((1.2 ** 2, 1.1 ** 2, 1.15 ** 2))
+    assert d * w ** 2 * r ** 2 == pytest.approx((1.2 * 1.1 ** 2 * 1.15 ** 2) ** 2)
+    with pytest.raises(ValueError, match="alpha"):
+        M.compound_scaling(1, alpha=0.5)
+    for c in (16, 24, 40, 80, 112):
+        for mult in (1.0, 1.1, 1.21, 1.4, 2.0):
+            rounded = M.round_channels(c, mult)
+            assert rounded % 8 == 0 and rounded >= 0.9 * c * mult and abs(rounded - c * mult) <= 8
+
+
+def test_scaled_mobilenet_grows_with_phi():
+    blocks = [sum(isinstance(m, M.InvertedResidual) for m in M.scaled_mobilenet(6, phi)) for phi in (0, 1, 2)]
+    assert blocks[0] == 1 + 2 + 2 + 2
+    assert blocks[1] == sum(-(-r * 12 // 10) for r in (1, 2, 2, 2))      # ceil(1.2 * repeats)
+    assert blocks[2] >= blocks[1]
+    net = M.scaled_mobilenet(6, 1)
+    assert net(torch.randn(2, 3, 37, 37)).shape == (2, 6)
+    assert M.count_params(net) > M.count_params(M.scaled_mobilenet(6, 0))
+
+
 def test_model_urls_are_torchvisions_files():
     assert set(TORCHVISION_PARAMS) <= set(M.MODEL_URLS)
     for name, url in M.MODEL_URLS.items():

@@ -9,12 +9,15 @@ Small models for CPU-sized data (8x8 digits, 28x28 MNIST, 32x32 shapes/CIFAR-10)
 :func:`small_cnn`, :func:`small_vgg`, :func:`resnet20` and its skip-less twin :func:`plain_net`,
 :func:`all_cnn_c` with its pooling ablation (:func:`model_c`, :func:`strided_cnn_c`,
 :func:`convpool_cnn_c`), :func:`maxpool_fc_baseline`, :func:`mlp`. Building blocks for lecture 10:
-:class:`DepthwiseSeparableConv`, :class:`SqueezeExcitation`, :class:`InceptionBlock`.
+:class:`DepthwiseSeparableConv`, :class:`SqueezeExcitation`, :class:`InceptionBlock`, the full
+:class:`GoogLeNet` with :class:`InceptionAux`, MobileNetV2's :class:`InvertedResidual`, EfficientNet's
+:func:`compound_scaling` with :func:`scaled_mobilenet`.
 
 Every model takes ``x: (N, C, H, W)`` float32 and returns logits ``(N, num_classes)``.
 """
 from __future__ import annotations
 
+import math
 import os
 from collections.abc import Sequence
 from pathlib import Path
@@ -29,6 +32,8 @@ __all__ = [
     "BasicBlock", "Bottleneck", "ResNet", "resnet18", "resnet34", "resnet50", "resnet20", "plain_net",
     "MODEL_C_VARIANTS", "model_c_family", "model_c", "strided_cnn_c", "convpool_cnn_c", "all_cnn_c",
     "maxpool_fc_baseline", "DepthwiseSeparableConv", "SqueezeExcitation", "InceptionBlock",
+    "InceptionAux", "GOOGLENET_CONFIG", "GoogLeNet", "googlenet", "InvertedResidual", "compound_scaling",
+    "round_channels", "scaled_mobilenet",
     "small_cnn", "mlp",
 ]
 
@@ -542,8 +547,8 @@ class SqueezeExcitation(nn.Module):
         return x * scale
 
 
-def _conv_bn_relu(in_ch: int, out_ch: int, kernel: int, padding: int = 0) -> nn.Sequential:
-    return nn.Sequential(nn.Conv2d(in_ch, out_ch, kernel, padding=padding, bias=False),
+def _conv_bn_relu(in_ch: int, out_ch: int, kernel: int, padding: int = 0, stride: int = 1) -> nn.Sequential:
+    return nn.Sequential(nn.Conv2d(in_ch, out_ch, kernel, stride=stride, padding=padding, bias=False),
                          nn.BatchNorm2d(out_ch), nn.ReLU(inplace=True))
 
 
@@ -563,6 +568,148 @@ class InceptionBlock(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return torch.cat([self.branch1(x), self.branch2(x), self.branch3(x), self.branch4(x)], dim=1)
+
+
+class InceptionAux(nn.Module):
+    """GoogLeNet's auxiliary classifier (Szegedy et al., 2015, section 5), attached to a 14x14 map: 5x5 average
+    pool with stride 3 (-> 4x4) -> 1x1 conv to 128 channels -> FC 1024 + ReLU -> dropout 0.7 -> FC to classes.
+    Used only in training (its loss is added with weight 0.3) and discarded at inference."""
+
+    def __init__(self, in_ch: int, num_classes: int = 1000, dropout: float = 0.7):
+        super().__init__()
+        self.pool = nn.AvgPool2d(5, stride=3)
+        self.conv = _conv_bn_relu(in_ch, 128, 1)
+        self.fc1 = nn.Linear(128 * 4 * 4, 1024)
+        self.fc2 = nn.Linear(1024, num_classes)
+        self.relu = nn.ReLU(inplace=True)
+        self.dropout = nn.Dropout(dropout)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = torch.flatten(self.conv(self.pool(x)), 1)
+        return self.fc2(self.dropout(self.relu(self.fc1(x))))
+
+
+# GoogLeNet's Table 1: per inception module (#1x1, #3x3 reduce, #3x3, #5x5 reduce, #5x5, pool proj); "M" is a
+# 3x3 max pool with stride 2.
+GOOGLENET_CONFIG: list = [
+    ("3a", (64, 96, 128, 16, 32, 32)), ("3b", (128, 128, 192, 32, 96, 64)), "M",
+    ("4a", (192, 96, 208, 16, 48, 64)), ("4b", (160, 112, 224, 24, 64, 64)), ("4c", (128, 128, 256, 24, 64, 64)),
+    ("4d", (112, 144, 288, 32, 64, 64)), ("4e", (256, 160, 320, 32, 128, 128)), "M",
+    ("5a", (256, 160, 320, 32, 128, 128)), ("5b", (384, 192, 384, 48, 128, 128)),
+]
+
+
+class GoogLeNet(nn.Module):
+    """GoogLeNet (Szegedy et al., 2015, Table 1) for 224x224 inputs, with BatchNorm after every convolution
+    (as torchvision's version; the paper used local response normalisation, which has no parameters).
+
+    Stem 7x7/2 conv, max pool, 1x1 + 3x3 convs, max pool; nine inception modules (:data:`GOOGLENET_CONFIG`)
+    with two more max pools; global average pooling, dropout 0.4 and one linear layer. With ``aux_logits`` two
+    :class:`InceptionAux` heads sit on modules 4a and 4d; in training mode ``forward`` then returns
+    ``(logits, aux1, aux2)``, in evaluation mode only ``logits``.
+    """
+
+    def __init__(self, num_classes: int = 1000, aux_logits: bool = True, dropout: float = 0.4):
+        super().__init__()
+        self.stem = nn.Sequential(
+            _conv_bn_relu(3, 64, 7, padding=3, stride=2), nn.MaxPool2d(3, 2, ceil_mode=True),
+            _conv_bn_relu(64, 64, 1), _conv_bn_relu(64, 192, 3, padding=1), nn.MaxPool2d(3, 2, ceil_mode=True))
+        self.inception = nn.ModuleDict()
+        self.pools = {}                      # module name -> apply a max pool after it
+        ch = 192
+        for i, item in enumerate(GOOGLENET_CONFIG):
+            if item == "M":
+                self.pools[GOOGLENET_CONFIG[i - 1][0]] = True
+                continue
+            name, spec = item
+            self.inception[name] = InceptionBlock(ch, *spec)
+            ch = self.inception[name].out_channels
+        self.maxpool = nn.MaxPool2d(3, 2, ceil_mode=True)
+        self.aux1 = InceptionAux(512, num_classes) if aux_logits else None
+        self.aux2 = InceptionAux(528, num_classes) if aux_logits else None
+        self.avgpool = nn.AdaptiveAvgPool2d(1)
+        self.dropout = nn.Dropout(dropout)
+        self.fc = nn.Linear(ch, num_classes)
+
+    def forward(self, x: torch.Tensor):
+        x = self.stem(x)
+        aux = []
+        for name, module in self.inception.items():
+            x = module(x)
+            if name in ("4a", "4d") and self.aux1 is not None and self.training:
+                aux.append((self.aux1 if name == "4a" else self.aux2)(x))
+            if name in self.pools:
+                x = self.maxpool(x)
+        logits = self.fc(self.dropout(torch.flatten(self.avgpool(x), 1)))
+        return (logits, *aux) if aux else logits
+
+
+def googlenet(num_classes: int = 1000, aux_logits: bool = True) -> GoogLeNet:
+    """GoogLeNet / Inception v1 with BatchNorm; see :class:`GoogLeNet`."""
+    return GoogLeNet(num_classes, aux_logits)
+
+
+class InvertedResidual(nn.Module):
+    """MobileNetV2 block (Sandler et al., 2018): 1x1 conv *expands* ``in_ch`` by ``expand_ratio`` (+BN+ReLU6),
+    3x3 depthwise conv (+BN+ReLU6), then a *linear* 1x1 projection to ``out_ch`` (BN, no ReLU: the linear
+    bottleneck). The skip connection joins the two thin ends (stride 1 and ``in_ch == out_ch``) -- the inverse
+    of ResNet's bottleneck, whose skip joins the wide ends."""
+
+    def __init__(self, in_ch: int, out_ch: int, stride: int = 1, expand_ratio: int = 6):
+        super().__init__()
+        if stride not in (1, 2):
+            raise ValueError(f"stride must be 1 or 2, got {stride}")
+        hidden = in_ch * expand_ratio
+        layers: list[nn.Module] = []
+        if expand_ratio != 1:
+            layers += [nn.Conv2d(in_ch, hidden, 1, bias=False), nn.BatchNorm2d(hidden), nn.ReLU6(inplace=True)]
+        layers += [nn.Conv2d(hidden, hidden, 3, stride, padding=1, groups=hidden, bias=False),
+                   nn.BatchNorm2d(hidden), nn.ReLU6(inplace=True),
+                   nn.Conv2d(hidden, out_ch, 1, bias=False), nn.BatchNorm2d(out_ch)]
+        self.conv = nn.Sequential(*layers)
+        self.use_residual = stride == 1 and in_ch == out_ch
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x + self.conv(x) if self.use_residual else self.conv(x)
+
+
+def compound_scaling(phi: float, alpha: float = 1.2, beta: float = 1.1, gamma: float = 1.15
+                     ) -> tuple[float, float, float]:
+    """EfficientNet's compound scaling (Tan & Le, 2019, eq. 3): multipliers ``(depth, width, resolution) =
+    (alpha**phi, beta**phi, gamma**phi)``. FLOPs grow about ``(alpha * beta**2 * gamma**2)**phi`` (~1.92**phi
+    for the paper's grid-searched alpha, beta, gamma, chosen so that the product is about 2)."""
+    if min(alpha, beta, gamma) < 1:
+        raise ValueError(f"alpha, beta, gamma must be >= 1 (they scale the network up), got {alpha}, {beta}, {gamma}")
+    return alpha ** phi, beta ** phi, gamma ** phi
+
+
+def round_channels(channels: int, width_mult: float, divisor: int = 8) -> int:
+    """``channels * width_mult`` rounded to a multiple of ``divisor`` (never down by more than 10%), the
+    rounding MobileNet and EfficientNet apply to every scaled width."""
+    scaled = channels * width_mult
+    rounded = max(divisor, int(scaled + divisor / 2) // divisor * divisor)
+    return rounded + divisor if rounded < 0.9 * scaled else rounded
+
+
+def scaled_mobilenet(num_classes: int = 10, phi: float = 0.0, in_channels: int = 3,
+                     stages: Sequence[tuple[int, int, int]] = ((16, 1, 1), (24, 2, 2), (40, 2, 2), (80, 2, 2)),
+                     expand_ratio: int = 6) -> nn.Sequential:
+    """A small MobileNetV2-style net of :class:`InvertedResidual` blocks, scaled by :func:`compound_scaling`:
+    ``stages`` lists ``(channels, repeats, stride of the first block)`` at ``phi = 0``; ``phi`` multiplies
+    repeats by ``alpha**phi`` (rounded up) and channels by ``beta**phi`` (:func:`round_channels`). The input
+    resolution (``gamma**phi``) is the caller's choice. Stem: 3x3 conv to 16 channels; head: GAP + linear."""
+    depth, width, _ = compound_scaling(phi)
+    stem = round_channels(16, width)
+    layers: list[nn.Module] = [nn.Conv2d(in_channels, stem, 3, padding=1, bias=False), nn.BatchNorm2d(stem),
+                               nn.ReLU6(inplace=True)]
+    ch = stem
+    for channels, repeats, stride in stages:
+        out = round_channels(channels, width)
+        for i in range(math.ceil(repeats * depth)):
+            layers.append(InvertedResidual(ch, out, stride if i == 0 else 1, expand_ratio))
+            ch = out
+    layers += [nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(ch, num_classes)]
+    return nn.Sequential(*layers)
 
 
 # ----------------------------------------------------------------------------------------- Small nets
