@@ -28,26 +28,10 @@ from pathlib import Path
 
 import pytest
 
-from jlab import ROOT, SCREENSHOTS, screenshot
+from jlab import CHROMIUM_ARGS, ENABLE_HINT, ROOT, SCREENSHOTS, chromium_path, screenshot
 
 COURSE_PARTS = ("lectures", "assignments", "solutions", "nbgrader_config.py")
-CHROMIUM_CANDIDATES = ("/usr/bin/chromium", "/usr/bin/chromium-browser", "/usr/bin/google-chrome")
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--disable-background-networking",
-                 "--disable-extensions", "--mute-audio", "--no-first-run"]
-ENABLE_HINT = ("browser tests need Chromium: `sudo apt-get install chromium` (Debian/Ubuntu) or set "
-               "CNNCOURSE_CHROMIUM=/path/to/chrome; and the `playwright` package (`pip install -e '.[dev]'`)")
 LAB_START_TIMEOUT = 90  # seconds; a shared 2-core machine can be slow to start JupyterLab
-
-
-def chromium_path() -> str | None:
-    """The Chromium binary to drive, or None when there is none."""
-    env = os.environ.get("CNNCOURSE_CHROMIUM")
-    if env:
-        return env if Path(env).is_file() else None
-    for candidate in CHROMIUM_CANDIDATES:
-        if Path(candidate).is_file():
-            return candidate
-    return shutil.which("chromium") or shutil.which("chromium-browser")
 
 
 @pytest.hookimpl(tryfirst=True)  # before pytest-xdist reads the xdist_group marks (--dist loadgroup)

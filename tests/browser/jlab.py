@@ -2,6 +2,8 @@
 from __future__ import annotations
 
 import json
+import os
+import shutil
 import time
 from pathlib import Path
 
@@ -11,6 +13,22 @@ ROOT = Path(__file__).resolve().parents[2]
 SCREENSHOTS = ROOT / "reports" / "browser"
 NOTEBOOK = ".jp-NotebookPanel:not(.lm-mod-hidden)"
 RUN_TIMEOUT_MS = 150_000
+CHROMIUM_CANDIDATES = ("/usr/bin/chromium", "/usr/bin/chromium-browser", "/usr/bin/google-chrome")
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--disable-background-networking",
+                 "--disable-extensions", "--mute-audio", "--no-first-run"]
+ENABLE_HINT = ("browser tests need Chromium: `sudo apt-get install chromium` (Debian/Ubuntu; .ci/run installs it) "
+               "or set CNNCOURSE_CHROMIUM=/path/to/chrome; and the `playwright` package (`pip install -e '.[dev]'`)")
+
+
+def chromium_path() -> str | None:
+    """The Chromium binary to drive, or None when there is none."""
+    env = os.environ.get("CNNCOURSE_CHROMIUM")
+    if env:
+        return env if Path(env).is_file() else None
+    for candidate in CHROMIUM_CANDIDATES:
+        if Path(candidate).is_file():
+            return candidate
+    return shutil.which("chromium") or shutil.which("chromium-browser")
 
 
 def screenshot(page, name: str, **kwargs) -> Path:
