@@ -182,3 +182,15 @@ def test_the_answer_comparison_sees_through_renaming_and_docstrings():
         "layers:", "stack:").replace('"""Docstring."""', '"""Another text."""')
     assert set(_definitions(reference)) <= set(answers), "the conv_arithmetic reference changed: update this test"
     assert set(_definitions(copied)) == set(_definitions(reference))
+
+
+@pytest.mark.parametrize("assignment", course.assignment_names(ROOT))
+def test_setup_cells_are_a_few_import_lines(assignment):
+    """Issue 15: a setup cell is at most 15 lines of imports and settings, and builds no oracle."""
+    for path in sorted((ROOT / course.SOURCE_DIR / assignment).glob("*.ipynb")):
+        setup = [c for c in nbformat.read(path, as_version=4).cells
+                 if c.metadata.get("nbgrader", {}).get("grade_id") == "setup"]
+        assert setup, f"{path.name} has no cell with grade_id 'setup'"
+        lines = setup[0].source.strip().splitlines()
+        assert len(lines) <= 15, f"{path.name}: the setup cell has {len(lines)} lines (at most 15)"
+        assert "### BEGIN HIDDEN TESTS" not in setup[0].source
