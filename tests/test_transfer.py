@@ -143,3 +143,57 @@ def test_lecture09_runs_its_vgg16_section(vgg16_url, tmp_path, monkeypatch):
                    for o in c.get("outputs", []))
     assert "running the VGG16 section" in text
     assert "VGG16 (ImageNet features, new head) on 40 CIFAR-10 images" in text
+
+
+# ------------------------------------------------------------------ the transfer_learning assignment (issue 18)
+def _assignment_oracle():
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("_tl_oracle", SHIPPED.parent / "oracle.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def _cell(grade_id: str) -> str:
+    import json
+
+    nb = json.loads((SHIPPED.parent / "transfer_learning.ipynb").read_text())
+    (source,) = ["".join(c["source"]) for c in nb["cells"] if c["metadata"].get("nbgrader", {}).get("grade_id") == grade_id]
+    return source
+
+
+def test_assignment_states_the_graders_settings_and_rule():
+    oracle = _assignment_oracle()
+    stated: dict = {}
+    exec(_cell("strategy_rules").split("\n\n\ndef ")[0], stated)
+    assert (stated["EPOCHS"], stated["LABELS_PER_DIGIT"], stated["DRAWS"], stated["ACCURACY"]) == (
+        oracle.EPOCHS, oracle.LABELS_PER_DIGIT, oracle.DRAWS, oracle.ACCURACY)
+    setup = _cell("setup")
+    assert len(setup.splitlines()) <= 15
+    from cnncourse.testcells.owncode import OwnCode
+
+    (rule_line,) = [line for line in setup.splitlines() if line.startswith("RULE = ")]
+    assert eval(rule_line.split("=", 1)[1], {"OwnCode": OwnCode}) == oracle.RULES
+    assert 'check_notebook("transfer_learning.ipynb", RULE)' in _cell("test_find_head")
+    # lecture 09's position on BatchNorm in a frozen backbone is the one the notebook grades
+    assert "BatchNorm in a frozen backbone" in (ROOT / "lectures" / "09_transfer_learning.ipynb").read_text()
+    assert "keeps every BatchNorm layer of the backbone in **evaluation mode**" in (
+        SHIPPED.parent / "transfer_learning.ipynb").read_text()
+
+
+def test_assignment_strategy_is_scored_on_labels_the_kernel_never_gets():
+    oracle = _assignment_oracle()
+    rng = np.random.default_rng(3)
+    (case,) = oracle.TESTS["configure"].cases(rng)
+    seeds, labels_per_digit, epochs, images = case["args"]
+    assert len(seeds) == oracle.DRAWS and labels_per_digit == oracle.LABELS_PER_DIGIT and epochs == oracle.EPOCHS
+    labels = oracle._VAL_LABELS[oracle._key(images)]
+    assert images.shape == (359, 1, 8, 8) and not any(
+        isinstance(a, np.ndarray) and a.shape == labels.shape for a in case["args"])
+    right = [labels.copy() for _ in seeds]
+    assert oracle.TESTS["configure"].check(case, right) is None
+    coin = [np.zeros_like(labels) for _ in seeds]     # "even" for everything: about half right
+    assert "the new head barely learns" in oracle.TESTS["configure"].check(case, coin)
+    (other,) = oracle.TESTS["configure"].cases(np.random.default_rng(4))
+    assert other["args"][0] != seeds and not np.array_equal(other["args"][-1], images)
