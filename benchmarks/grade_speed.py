@@ -1,6 +1,7 @@
 """Sequential ``nbgrader autograde`` vs ``cnncourse grade --jobs N`` on the same synthetic class.
 
-Builds N synthetic submissions of a real assignment (a mix of full-mark copies of the source notebook,
+The sequential baseline is stock nbgrader (its own ``Execute``, no sandbox); ``cnncourse grade`` runs every
+kernel in the bubblewrap sandbox. Builds N synthetic submissions of a real assignment (a mix of full-mark copies of the source notebook,
 partial ones with only the first half of the solution cells filled in, and untouched released notebooks that
 fail), grades one copy of the class with ``nbgrader autograde ASSIGNMENT`` (one process, one submission after
 another) and another copy with ``cnncourse grade ASSIGNMENT --jobs N``, checks that every student gets the
@@ -60,8 +61,18 @@ def variant(source, released, kind: str):
 def env_for(root: Path) -> dict[str, str]:
     env = course.nbgrader_env()
     env["CNNCOURSE_DB"] = f"sqlite:///{root / 'gradebook.db'}"
+    env["CNNCOURSE_SECRET"] = "grade-speed-benchmark"  # both runs derive the same per-student hidden inputs
     env.pop("CNNCOURSE_ROOT", None)
     return env
+
+
+# The baseline is stock nbgrader: its own Execute (no sandbox, no limits) in place of the course's
+# SandboxedExecute, so the sandbox's cost counts against cnncourse grade only.
+STOCK_EXECUTE = """
+c.Autograde.autograde_preprocessors = [
+    "nbgrader.preprocessors.Execute" if p == "cnncourse.grader.execute.SandboxedExecute" else p
+    for p in c.Autograde.autograde_preprocessors]
+"""
 
 
 def build_class(repo: Path, assignment: str, n: int, work: Path) -> tuple[Path, dict[str, str]]:
@@ -86,8 +97,11 @@ def build_class(repo: Path, assignment: str, n: int, work: Path) -> tuple[Path, 
     return base, kinds
 
 
-def fresh_copy(base: Path, dest: Path, assignment: str) -> Path:
+def fresh_copy(base: Path, dest: Path, assignment: str, stock: bool = False) -> Path:
     shutil.copytree(base, dest)
+    if stock:
+        with open(dest / course.CONFIG_FILE, "a") as config:
+            config.write(STOCK_EXECUTE)
     subprocess.run([sys.executable, "-m", "nbgrader", "generate_assignment", assignment, "--force",
                     "--log-level=ERROR"], cwd=dest, env=env_for(dest), check=True, capture_output=True)
     shutil.rmtree(dest / course.RELEASE_DIR, ignore_errors=True)
@@ -139,7 +153,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{args.n} submissions of {args.assignment}: "
               + ", ".join(f"{sum(k == v for k in kinds.values())} {v}" for v in ("full", "partial", "failing")))
         for r in range(args.repeat):
-            seq = fresh_copy(base, work / f"seq{r}", args.assignment)
+            seq = fresh_copy(base, work / f"seq{r}", args.assignment, stock=True)
             par = fresh_copy(base, work / f"par{r}", args.assignment)
             order = ["seq", "par"] if r % 2 == 0 else ["par", "seq"]
             times, cpu = {}, {}

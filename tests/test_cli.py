@@ -22,7 +22,8 @@ def scratch_course(tmp_path):
     return root
 
 
-@pytest.mark.parametrize("command", [[], ["lab"], ["doctor"], ["release"], ["validate"]])
+@pytest.mark.parametrize("command", [[], ["lab"], ["doctor"], ["release"], ["validate"], ["grade"], ["feedback"],
+                                     ["export"]])
 def test_every_command_has_help(command, capsys):
     with pytest.raises(SystemExit) as exit_info:
         cli.main([*command, "--help"])
@@ -90,3 +91,16 @@ def test_doctor_ok_then_reports_missing_alembic(scratch_course, capsys, monkeypa
     monkeypatch.setattr(course, "release_check", lambda root, name: [])  # already checked above
     assert cli.main(["--root", str(scratch_course), "doctor"]) == 1
     assert "`alembic` is not on PATH" in capsys.readouterr().out
+
+
+def test_doctor_reports_the_grading_sandbox(scratch_course, capsys, monkeypatch):
+    from cnncourse.grader import sandbox
+
+    monkeypatch.setattr(course, "release_check", lambda root, name: [])
+    cli.main(["--root", str(scratch_course), "doctor"])
+    works, how = sandbox.probe()
+    assert f"grading     {'sandboxed' if works else 'NO SANDBOX'}: {how}" in capsys.readouterr().out
+    monkeypatch.setattr(sandbox, "probe", lambda: (False, "no user namespaces here"))
+    assert cli.main(["--root", str(scratch_course), "doctor"]) == 1
+    out = capsys.readouterr().out
+    assert "NO SANDBOX: no user namespaces here" in out and "needs --no-sandbox" in out

@@ -196,8 +196,8 @@ def build_class(root, released) -> None:
     submit(root, "long_c_call", answered(released, {**ANSWERS_OK, "square": LONG_C_CALL + SQUARE_OK}))
     nb = answered(released, ANSWERS_OK)
     i = nb.cells.index(cell_by_id(nb, "test_add"))
-    nb.cells.insert(i + 1, nbformat.from_dict(dict(cell_by_id(nb, "test_add"))))  # a copied test cell
-    nb.cells.append(nbformat.from_dict({**dict(cell_by_id(nb, "mean")), "source": MEAN_OK + "  # again"}))
+    nb.cells.insert(i + 1, nbformat.from_dict({**dict(cell_by_id(nb, "test_add")), "id": "copy1"}))  # copied
+    nb.cells.append(nbformat.from_dict({**dict(cell_by_id(nb, "mean")), "id": "copy2", "source": MEAN_OK + "  # again"}))
     submit(root, "duplicated", nb)
     submit(root, "hooks", answered(released, {**ANSWERS_OK, "add": HOOKS}))
     folder = submit(root, "symlink_other")

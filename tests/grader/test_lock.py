@@ -25,8 +25,7 @@ def test_a_held_lock_names_its_holder(tmp_path):
 @pytest.mark.slow
 def test_two_runs_at_once_grade_the_class_once(tmp_path):
     root, released = make_course(tmp_path)
-    for student in ("ann", "bob"):
-        submit(root, student, answered(released, ANSWERS_OK))
+    submit(root, "ann", answered(released, ANSWERS_OK))
     cmd = [sys.executable, "-m", "cnncourse.cli", "--root", str(root), "grade", "tiny", "--jobs", "1",
            "--no-progress"]
     runs = [subprocess.Popen(cmd, cwd=root, env=nbgrader_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
@@ -36,7 +35,7 @@ def test_two_runs_at_once_grade_the_class_once(tmp_path):
     assert codes == [0, 1], outs
     refused = next(err for (out, err), run in zip(outs, runs) if run.returncode == 1)
     assert "another `cnncourse grade` is grading this course (pid" in refused
-    assert scores(root) == {"ann": (6.0, 6.0), "bob": (6.0, 6.0)}
+    assert scores(root) == {"ann": (6.0, 6.0)}
     assert journal_entry(root, "ann")["status"] == "graded"
     again = run_cli(root, "grade", "tiny", "--no-progress")
-    assert again.returncode == 0 and again.stdout.count("skipped") >= 2, again.stdout + again.stderr
+    assert again.returncode == 0 and "skipped" in again.stdout, again.stdout + again.stderr

@@ -12,7 +12,7 @@ import pytest
 from cnncourse.grader import sandbox
 from cnncourse.grader.kernel import SandboxedKernelManager
 
-pytestmark = pytest.mark.skipif(not sandbox.probe()[0], reason=f"no sandbox here: {sandbox.probe()[1]}")
+needs_sandbox = pytest.mark.skipif(not sandbox.probe()[0], reason=f"no sandbox here: {sandbox.probe()[1]}")
 
 PROBE = """\
 import json, os, socket
@@ -46,6 +46,7 @@ async def run_in_kernel(code: str, folder, course_root, use_sandbox=True) -> str
         await km.shutdown_kernel(now=True)
 
 
+@needs_sandbox
 def test_kernel_sees_only_its_copy_no_course_no_secrets_no_network(tmp_path, monkeypatch):
     course_root = tmp_path / "course"
     (course_root / "solutions").mkdir(parents=True)
@@ -69,6 +70,7 @@ def test_kernel_sees_only_its_copy_no_course_no_secrets_no_network(tmp_path, mon
     assert set(seen["root_entries"]) <= system | python, seen["root_entries"]
 
 
+@needs_sandbox
 def test_sandbox_costs_well_under_a_second_per_kernel(tmp_path):
     folder = tmp_path / "nb"
     folder.mkdir()
@@ -84,3 +86,19 @@ def test_sandbox_costs_well_under_a_second_per_kernel(tmp_path):
     print(f"kernel start+run+stop: {statistics.median(plain):.2f} s plain, {statistics.median(boxed):.2f} s "
           f"sandboxed: the sandbox costs {cost:.3f} s per kernel")
     assert cost < 0.5
+
+
+def test_grade_refuses_without_a_sandbox_unless_told(tmp_path, monkeypatch):
+    from helpers import ANSWERS_OK, answered, make_course, run_cli, scores, submit
+
+    from cnncourse import course
+    from cnncourse.grader.scheduler import grade
+
+    root, released = make_course(tmp_path)
+    submit(root, "ann", answered(released, ANSWERS_OK))
+    monkeypatch.setattr(sandbox, "probe", lambda: (False, "no user namespaces here"))
+    with pytest.raises(course.CourseError, match="cannot sandbox the students' kernels: no user namespaces here"):
+        grade(root, "tiny", progress=False)
+    proc = run_cli(root, "grade", "tiny", "--no-sandbox", "--no-progress")
+    assert proc.returncode == 0 and "WARNING: --no-sandbox" in proc.stderr, proc.stdout + proc.stderr
+    assert scores(root) == {"ann": (6.0, 6.0)}

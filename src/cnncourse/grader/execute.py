@@ -164,6 +164,7 @@ class SandboxedExecute(Execute):
             if not run_sync(self._responsive)():
                 self._kill_kernel()
                 self._stop = "timed out (kernel ignored the interrupt): the kernel was killed; later cells were not run"
+                self._events[-1]["message"] += " (kernel ignored the interrupt)"
         return cell, self.resources
 
     async def _reply(self, msg_id: str, wait: float) -> dict | None:

@@ -92,7 +92,11 @@ def prepare(crs: Course, assignment: str, workdir: Path) -> Path:
     template.mkdir()
     url = f"sqlite:///{template / 'gradebook.db'}"
     generate(crs, assignment, template / "gen", url)
-    if structure(crs.db_url, crs.course_id, assignment) != structure(url, crs.course_id, assignment):
+    class_file = Path(crs.db_url[len("sqlite:///"):]) if crs.db_url.startswith("sqlite:///") else None
+    if class_file is not None and not class_file.exists():  # a new SQLite class gradebook: the template is it
+        class_file.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(template / "gradebook.db", class_file)
+    elif structure(crs.db_url, crs.course_id, assignment) != structure(url, crs.course_id, assignment):
         generate(crs, assignment, workdir / "class-gen", crs.db_url)
     with Gradebook(crs.db_url, crs.course_id) as gb:
         duedate = gb.find_assignment(assignment).duedate

@@ -24,6 +24,7 @@ SANDBOX_UID = 1000
 WORKDIR = "/tmp/work"  # the kernel's working folder inside the sandbox
 INBOX = "/run/submission"  # read-only: the files copied into WORKDIR at start
 IPC = "/run/ipc"  # the worker's ipc folder (sockets), bound read-write
+MPLCACHE = "/run/mplcache"  # the grader's matplotlib font cache, read-only: copied so kernels skip rebuilding it
 # Course folders a kernel must never see even when a Python path entry lies inside the course.
 PRIVATE = ("solutions", "submitted", "autograded", "feedback", "reports", ".cnncourse", "gradebook.db")
 ENV_KEEP = ("LANG", "LC_ALL", "TZ", "NBGRADER_EXECUTION", "PYTHONHASHSEED")
@@ -36,6 +37,8 @@ src, dst, mem, fsize = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[
 os.makedirs(dst, exist_ok=True)
 if os.path.isdir(src):
     shutil.copytree(src, dst, dirs_exist_ok=True, symlinks=True)
+if os.path.isdir("/run/mplcache"):
+    shutil.copytree("/run/mplcache", os.path.expanduser("~/.cache/matplotlib"), dirs_exist_ok=True)
 os.chdir(dst)
 os.environ.pop("JPY_PARENT_PID", None)  # the parent is outside the PID namespace: death is handled by bwrap
 if mem > 0: r.setrlimit(r.RLIMIT_AS, (mem, mem))
@@ -123,7 +126,17 @@ def base_args(bwrap: str, ipc_dir: Path, disk_mb: int, course_root: Path | None 
         args += ["--bind", str(ipc_dir), IPC]
     if inbox is not None:
         args += ["--ro-bind", str(inbox), INBOX]
+    cache = font_cache()
+    if cache is not None:
+        args += ["--ro-bind", str(cache), MPLCACHE]
     return args + ["--chdir", "/tmp", "--remount-ro", "/"]
+
+
+def font_cache() -> Path | None:
+    """The folder of the grader's matplotlib font list (``fontlist-*.json``), when there is one."""
+    folder = Path(os.environ.get("MPLCONFIGDIR") or Path(os.environ.get("XDG_CACHE_HOME") or
+                                                          Path.home() / ".cache") / "matplotlib")
+    return folder if any(folder.glob("fontlist-*.json")) else None
 
 
 def clean_env(threads: int) -> dict[str, str]:

@@ -35,7 +35,8 @@ def start_janitor(scratch: Path) -> int:
         try:
             signal.signal(signal.SIGINT, signal.SIG_IGN)
             os.setsid()
-            os.close(write_end)
+            os.closerange(3, read_end)  # the class lock among them: released when the run ends, not later
+            os.closerange(read_end + 1, 1 << 16)
             while os.read(read_end, 1):
                 pass
             shutil.rmtree(scratch, ignore_errors=True)
