@@ -44,11 +44,11 @@ def best_times(fns: dict, repeats: int, rounds: int = 3) -> dict:
 
 
 def reference() -> dict:
-    """The namespace of the conv_layers solution cells (``solutions/conv_layers/reference.py`` runs them)."""
-    spec = importlib.util.spec_from_file_location("conv_layers_reference", ROOT / "solutions/conv_layers/reference.py")
+    """The namespace of the conv_layers solution cells (``reference()`` of the instructor-only oracle runs them)."""
+    spec = importlib.util.spec_from_file_location("conv_layers_oracle", ROOT / "solutions/conv_layers/oracle.py")
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
-    return module.load()
+    return module.reference()
 
 
 def run(dtype: str = "float64", repeats: int = 20, naive_repeats: int = 1, threads: int | None = None) -> dict:
@@ -61,7 +61,7 @@ def run(dtype: str = "float64", repeats: int = 20, naive_repeats: int = 1, threa
     x = rng.standard_normal((c["N"], c["C"], c["H"], c["W"])).astype(dtype)
     w = rng.standard_normal((c["F"], c["C"], c["kernel"], c["kernel"])).astype(dtype)
     b = rng.standard_normal(c["F"]).astype(dtype)
-    conv_param = {"stride": c["stride"], "pad": c["pad"]}
+    conv_param = {"stride": c["stride"], "padding": c["pad"]}
     tx, tw, tb = (torch.from_numpy(a) for a in (x, w, b))
 
     out_naive, _ = conv_forward_naive(x, w, b, conv_param)

@@ -1,68 +1,106 @@
-"""conv_layers through real `nbgrader autograde`: submissions with one classic mistake in the convolution forward
-pass lose exactly that function's points, and the visible test names the mistake; a submission that hands
-the backward pass to the reference in cnncourse.layers passes the visible tests but loses its points.
+"""conv_layers grading: the oracle's checks pass the instructor's reference and name broken variants' mistakes
+(in process, fast), and real `nbgrader autograde` gives the reference full marks, the released notebook 0 and
+submissions with classic mistakes exactly the points of the functions they got right, with the right hint.
 
-(The reference solution scoring full marks and the released notebook scoring 0 are tested for every
-assignment in tests/test_assignments.py.)"""
+The hidden-test adapters are taken from the source notebook's test cells (the `hidden.check(...)` calls), the
+reference from its solution cells (`oracle.reference`): nothing here is a second copy of either.
+"""
+import importlib.util
+import re
 from pathlib import Path
 
 import nbformat
+import numpy as np
 import pytest
 
-from nbgrader_helpers import autograde
+from cnncourse.testcells import wire
 
 ROOT = Path(__file__).resolve().parents[1]
 SOURCE = ROOT / "solutions" / "conv_layers" / "conv_layers.ipynb"
-WINDOW = "window = xp[n, :, i * S:i * S + HH, j * S:j * S + WW]"
-PRODUCT = "out[n, f, i, j] = np.sum(window * w[f]) + b[f]"
+_spec = importlib.util.spec_from_file_location("conv_layers_oracle", ROOT / "solutions/conv_layers/oracle.py")
+oracle = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(oracle)
+HIDDEN = re.compile(r"### BEGIN HIDDEN TESTS\n(.*?)### END HIDDEN TESTS", re.S)
 
-# name -> (text in the reference conv_forward_naive, replacement, words the visible test must say)
-MISTAKES = {
-    # the window steps by S - 1 pixels instead of S (stride 1 -> every window at the top-left corner)
-    "stride_off_by_one": (WINDOW, "window = xp[n, :, i * (S - 1):i * (S - 1) + HH, j * (S - 1):j * (S - 1) + WW]",
-                          "off by one in the stride"),
-    # a textbook convolution (kernel rotated by 180 degrees) instead of the cross-correlation CNNs compute
-    "kernel_flipped": (PRODUCT, "out[n, f, i, j] = np.sum(window * w[f, :, ::-1, ::-1]) + b[f]",
-                       "true convolution, with the kernel rotated by 180 degrees"),
+
+class _Recorder:
+    """Stands in for cnncourse.testcells.hidden: records the function each hidden test would call."""
+
+    def __init__(self):
+        self.calls = {}
+
+    def check(self, test, fn):
+        self.calls[test] = fn
+
+
+def adapters(namespace: dict) -> dict:
+    """{test: the function its hidden test cell hands to hidden.check}, bound to ``namespace``."""
+    recorder = _Recorder()
+    for cell in nbformat.read(SOURCE, as_version=4).cells:
+        for block in HIDDEN.findall(cell.source):
+            code = block.replace("from cnncourse.testcells import hidden\n", "")
+            exec(code, {**namespace, "hidden": recorder}, namespace)
+    return recorder.calls
+
+
+def verdicts(namespace: dict, seed: int = 0) -> dict:
+    """{test: first failure message or None} for the functions in ``namespace`` on one student's cases,
+    with the answers sent through the wire encoding as under the grader."""
+    found = {}
+    for test, fn in adapters(namespace).items():
+        cases = oracle.TESTS[test].cases(np.random.default_rng(seed))
+        messages = []
+        for case, sent in zip(cases, wire.decode(wire.encode(cases))):  # the kernel gets a copy (it may change it)
+            try:
+                got = fn(*sent.get("args", []), **sent.get("kwargs", {}))
+            except Exception as exc:
+                got = exc
+            messages.append(oracle.TESTS[test].check(case, wire.decode(wire.encode(got))))
+        found[test] = next((m for m in messages if m), None)
+    return found
+
+
+def test_every_hidden_test_has_an_oracle_and_the_reference_passes_them_all():
+    found = verdicts(oracle.reference(), seed=1)
+    assert set(found) == set(oracle.TESTS)
+    assert {test: m for test, m in found.items() if m} == {}
+
+
+# grade id -> (text in the reference, replacement, hidden test that must fail, words of its hint)
+VARIANTS = {
+    "dx_assigned": ("conv_backward_naive", "dxp[n, :, rows, cols] += ", "dxp[n, :, rows, cols] = ",
+                    "conv_backward_naive", "instead of ="),
+    "pad_capped": ("pad", "(p, p), (p, p)", "(min(p, 2), min(p, 2)), (min(p, 2), min(p, 2))", "pad", None),
+    "avg_not_divided": ("avg_pool_backward_naive", " / (PH * PW)", "", "avg_pool_backward_naive", "window size"),
+    "bn_biased_running_var": ("spatial_batchnorm_forward", "momentum * var * m / (m - 1)", "momentum * var",
+                              "spatial_batchnorm_forward", "unbiased batch variance"),
+    "bn_constants": ("spatial_batchnorm_backward",
+                     "dx = (g - g.mean(axis=(0, 2, 3), keepdims=True)\n"
+                     "          - x_hat * (g * x_hat).mean(axis=(0, 2, 3), keepdims=True)) /",
+                     "dx = g /", "spatial_batchnorm_backward", "as constants"),
+    "net_no_reg_grad": ("ThreeLayerConvNet", "grads[k] = grads[k] + self.reg * self.params[k]", "pass",
+                        "three_layer_convnet", "reg * W"),
 }
 
 
-def _points(nb) -> dict[str, float]:
-    return {c.metadata["nbgrader"]["grade_id"]: c.metadata["nbgrader"]["points"]
-            for c in nb.cells if c.metadata.get("nbgrader", {}).get("grade")}
+@pytest.mark.parametrize("name", sorted(VARIANTS))
+def test_oracle_names_the_mistake_of_a_broken_variant_and_nothing_else(name):
+    grade_id, old, new, test, words = VARIANTS[name]
+    found = verdicts(oracle.reference({grade_id: (old, new)}), seed=2)
+    failing = {t for t, m in found.items() if m}
+    # the convnet is built from the student's layers, so a broken layer may fail it too
+    assert failing - ({"three_layer_convnet"} - {test}) == {test}, found
+    assert ("Likely cause" in found[test] and words in found[test].split("Likely cause")[1]) if words else found[test]
 
 
-def _broken(tmp_path: Path, name: str, old: str, new: str, grade_id: str = "conv_forward_naive") -> Path:
-    nb = nbformat.read(SOURCE, as_version=4)
-    cell = next(c for c in nb.cells if c.metadata.get("nbgrader", {}).get("grade_id") == grade_id)
-    assert cell.source.count(old) == 1, f"the reference {grade_id} no longer contains {old!r}"
-    cell.source = cell.source.replace(old, new)
-    path = tmp_path / f"{name}.ipynb"
-    nbformat.write(nb, path)
-    return path
-
-
-def _error_text(notebook: Path, grade_id: str) -> str:
-    nb = nbformat.read(notebook, as_version=4)
-    cell = next(c for c in nb.cells if c.metadata.get("nbgrader", {}).get("grade_id") == grade_id)
-    return "\n".join(o.get("evalue", "") for o in cell.outputs if o.output_type == "error")
-
-
-@pytest.mark.slow
-def test_broken_conv_forward_loses_exactly_its_points(tmp_path):
-    points = _points(nbformat.read(SOURCE, as_version=4))
-    assert points["test_conv_forward_naive"] < points["test_conv_backward_naive"]  # backward passes weigh more
-    submissions = {name: _broken(tmp_path, name, old, new) for name, (old, new, _) in MISTAKES.items()}
-    submissions["delegates_backward"] = _broken(  # right numbers, but computed by the oracle's own module
-        tmp_path, "delegates_backward", "    ### BEGIN SOLUTION\n",
-        "    from cnncourse.layers import conv_backward_naive as reference\n    return reference(dout, cache)\n",
-        grade_id="conv_backward_naive")
-    result = autograde(ROOT, "conv_layers", submissions, workdir=tmp_path / "grading")
-    maximum = sum(points.values())
-    assert result["delegates_backward"] == (maximum - points["test_conv_backward_naive"], maximum)
-    for name, (_, _, cause) in MISTAKES.items():
-        assert result[name] == (maximum - points["test_conv_forward_naive"], maximum), (name, result[name])
-        graded = tmp_path / "grading" / "course" / "autograded" / name / "conv_layers" / "conv_layers.ipynb"
-        message = _error_text(graded, "test_conv_forward_naive")
-        assert "Likely cause:" in message and cause in message.split("Likely cause:")[1], f"{name}: the visible test said\n{message}"
-        assert _error_text(graded, "test_conv_backward_naive") == ""  # backward is graded on its own
+def test_failure_messages_never_contain_expected_values():
+    namespace = oracle.reference({"conv_forward_naive": ("+ b[f]", "+ 2 * b[f]")})
+    message = verdicts(namespace, seed=3)["conv_forward_naive"]
+    assert "expected" not in message.split("\n")[0] or "expected shape" not in message
+    case = oracle.TESTS["conv_forward_naive"].cases(np.random.default_rng(3))[0]
+    x, w, b, p = case["args"]
+    import torch
+    import torch.nn.functional as F
+    right = F.conv2d(*(torch.tensor(a) for a in (x, w, b)), stride=p["stride"], padding=p["padding"]).numpy()
+    for value in right.ravel()[:20]:
+        assert f"{value:.6g}" not in message

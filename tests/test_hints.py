@@ -1,5 +1,5 @@
 """cnncourse.testcells.hints: each classic mistake, made on purpose in a copy of the reference solution
-(taken from solutions/conv_layers/conv_layers.ipynb), is named; a right answer gets no hint."""
+(taken from solutions/conv_layers/conv_layers.ipynb by its oracle.reference), is named; a right answer gets no hint."""
 import importlib.util
 from pathlib import Path
 
@@ -8,27 +8,28 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from cnncourse.testcells.hints import conv_backward_hint, conv_forward_hint, pool_backward_hint
+from cnncourse.testcells.hints import (batchnorm_backward_hint, batchnorm_hint, conv_backward_hint, conv_forward_hint,
+                                      pool_backward_hint)
 
 ROOT = Path(__file__).resolve().parents[1]
-_spec = importlib.util.spec_from_file_location("conv_layers_reference", ROOT / "solutions/conv_layers/reference.py")
-reference = importlib.util.module_from_spec(_spec)
-_spec.loader.exec_module(reference)
+_spec = importlib.util.spec_from_file_location("conv_layers_oracle", ROOT / "solutions/conv_layers/oracle.py")
+oracle = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(oracle)
 
-REF = reference.load()
+REF = oracle.reference()
 WINDOW = "window = xp[n, :, i * S:i * S + HH, j * S:j * S + WW]"
 PRODUCT = "out[n, f, i, j] = np.sum(window * w[f]) + b[f]"
 
 
 def broken(grade_id: str, old: str, new: str):
     """The reference function ``grade_id`` with ``old`` replaced by ``new`` in its source."""
-    return reference.load({grade_id: (old, new)})[grade_id]
+    return oracle.reference({grade_id: (old, new)})[grade_id]
 
 
 def conv_case(seed, x_shape=(2, 3, 6, 6), w_shape=(4, 3, 3, 3), stride=1, pad=1):
     rng = np.random.default_rng(seed)
     x, w, b = rng.standard_normal(x_shape), rng.standard_normal(w_shape), rng.standard_normal(w_shape[0])
-    p = {"stride": stride, "pad": pad}
+    p = {"stride": stride, "padding": pad}
     out = F.conv2d(torch.from_numpy(x), torch.from_numpy(w), stride=stride, padding=pad)
     return x, w, b, p, rng.standard_normal(tuple(out.shape))
 
@@ -139,3 +140,60 @@ def test_pool_backward_hint_is_silent_on_the_right_gradient(kind):
         dx = REF[f"{kind}_pool_backward_naive"](dout, (x, p))
         assert pool_backward_hint(kind, dx, x, p, dout) == ""
     assert pool_backward_hint(kind, None, x, p, dout) == ""
+
+
+BN_FORWARD_MISTAKES = {  # name -> (old, new, mode, words of the hint)
+    "unbiased_normalisation": ("x.var(axis=(0, 2, 3))", "x.var(axis=(0, 2, 3), ddof=1)", "train", "biased batch variance"),
+    "biased_running_var": ("momentum * var * m / (m - 1)", "momentum * var", "train", "unbiased batch variance"),
+    "momentum_swapped": ("(1 - momentum) * running_mean + momentum * mean", "momentum * running_mean + (1 - momentum) * mean",
+                         "train", "other way round"),
+    "batch_stats_in_test": ("mean, var = running_mean, running_var", "mean, var = x.mean(axis=(0, 2, 3)), x.var(axis=(0, 2, 3))",
+                            "test", "not the batch's statistics"),
+}
+
+
+def bn_case(seed, shape=(4, 3, 5, 6)):
+    rng = np.random.default_rng(seed)
+    x = 3 * rng.standard_normal(shape) + 2
+    return x, rng.standard_normal(shape[1]), rng.standard_normal(shape[1]), rng.standard_normal(shape)
+
+
+@pytest.mark.parametrize("name", sorted(BN_FORWARD_MISTAKES))
+def test_batchnorm_hint_names_each_mistake(name):
+    old, new, mode, words = BN_FORWARD_MISTAKES[name]
+    forward = broken("spatial_batchnorm_forward", old, new)
+    x, gamma, beta, _ = bn_case(8)
+    running = (np.linspace(-1, 1, 3), np.linspace(0.5, 2, 3))
+    bn_param = {"mode": mode, "running_mean": running[0].copy(), "running_var": running[1].copy()}
+    out, _ = forward(x, gamma, beta, bn_param)
+    assert words in batchnorm_hint(out, bn_param, x, gamma, beta, mode, *running), name
+
+
+def test_batchnorm_hint_per_image_statistics_and_right_answers():
+    x, gamma, beta, _ = bn_case(9)
+    per_image = F.instance_norm(torch.from_numpy(x), weight=torch.from_numpy(gamma), bias=torch.from_numpy(beta)).numpy()
+    assert "each image on its own" in batchnorm_hint(per_image, {"mode": "train"}, x, gamma, beta, "train")
+    for mode in ("train", "test"):
+        bn_param = {"mode": mode, "running_mean": np.zeros(3), "running_var": np.ones(3)}
+        out, _ = REF["spatial_batchnorm_forward"](x, gamma, beta, bn_param)
+        assert batchnorm_hint(out, bn_param, x, gamma, beta, mode, np.zeros(3), np.ones(3)) == ""
+
+
+BN_BACKWARD_MISTAKES = {
+    "constants": ("    dx = (g - g.mean(axis=(0, 2, 3), keepdims=True)\n"
+                  "          - x_hat * (g * x_hat).mean(axis=(0, 2, 3), keepdims=True)) / np.sqrt(var + eps)[None, :, None, None]",
+                  "    dx = g / np.sqrt(var + eps)[None, :, None, None]", "as constants"),
+    "no_variance_path": ("\n          - x_hat * (g * x_hat).mean(axis=(0, 2, 3), keepdims=True))", ")",
+                         "the one through the variance is missing"),
+    "no_mean_path": ("(g - g.mean(axis=(0, 2, 3), keepdims=True)\n", "(g\n", "the one through the mean is missing"),
+}
+
+
+@pytest.mark.parametrize("name", sorted(BN_BACKWARD_MISTAKES))
+def test_batchnorm_backward_hint_names_each_mistake(name):
+    old, new, words = BN_BACKWARD_MISTAKES[name]
+    backward = broken("spatial_batchnorm_backward", old, new)
+    x, gamma, beta, dout = bn_case(10)
+    _, cache = REF["spatial_batchnorm_forward"](x, gamma, beta, {"mode": "train"})
+    assert words in batchnorm_backward_hint(backward(dout, cache)[0], x, gamma, dout), name
+    assert batchnorm_backward_hint(REF["spatial_batchnorm_backward"](dout, cache)[0], x, gamma, dout) == ""

@@ -11,10 +11,10 @@ import torch.nn.functional as F
 from cnncourse import layers
 
 ROOT = Path(__file__).resolve().parents[1]
-_spec = importlib.util.spec_from_file_location("conv_layers_reference", ROOT / "solutions/conv_layers/reference.py")
-reference = importlib.util.module_from_spec(_spec)
-_spec.loader.exec_module(reference)
-REF = reference.load()
+_spec = importlib.util.spec_from_file_location("conv_layers_oracle", ROOT / "solutions/conv_layers/oracle.py")
+oracle = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(oracle)
+REF = oracle.reference()
 CASES = 60
 
 
@@ -33,7 +33,7 @@ def random_conv(rng):
             break
     x = rng.standard_normal((int(rng.integers(1, 4)), int(rng.integers(1, 4)), H, W))
     w = rng.standard_normal((int(rng.integers(1, 4)), x.shape[1], kh, kw))
-    return x, w, rng.standard_normal(w.shape[0]), {"stride": s, "pad": p}
+    return x, w, rng.standard_normal(w.shape[0]), {"stride": s, "padding": p}
 
 
 @pytest.mark.parametrize("impl", ["naive", "im2col"])
@@ -42,7 +42,7 @@ def test_reference_conv_matches_torch(impl):
     for _ in range(CASES):
         x, w, b, p = random_conv(rng)
         tx, tw, tb = (torch.tensor(a, requires_grad=True) for a in (x, w, b))
-        out = F.conv2d(tx, tw, tb, stride=p["stride"], padding=p["pad"])
+        out = F.conv2d(tx, tw, tb, stride=p["stride"], padding=p["padding"])
         got, cache = REF[f"conv_forward_{impl}"](x, w, b, p)
         assert rel_error(got, out.detach().numpy()) < 1e-10, (x.shape, w.shape, p)
         if impl == "naive":
@@ -81,16 +81,16 @@ def test_no_graded_layer_in_the_package():
 
 def test_check_conv_args_returns_pairs_and_names_the_bad_argument():
     x, w, b = np.zeros((1, 3, 5, 5)), np.zeros((2, 3, 3, 3)), np.zeros(2)
-    assert layers.check_conv_args(x, w, b, {"stride": 2, "pad": 1}) == ((2, 2), (1, 1))
-    assert layers.check_conv_args(x, w, b, {"stride": (1, 2), "pad": (0, 1)}) == ((1, 2), (0, 1))
-    for args, words in [((x[0], w, b, {"stride": 1, "pad": 0}), "x must be a 4-d"),
-                        ((x, w[:, :2], b, {"stride": 1, "pad": 0}), "channels of x and w differ"),
-                        ((x, w, np.zeros(3), {"stride": 1, "pad": 0}), "b must have shape"),
-                        ((x, w, b, {"stride": 1}), "keys 'stride' and 'pad'"),
-                        ((x, w, b, {"stride": 0, "pad": 0}), "stride must be >= 1"),
-                        ((x, w, b, {"stride": 1.0, "pad": 0}), "stride must be an int"),
-                        ((x, w, b, {"stride": 3, "pad": 0}), "does not tile the height"),
-                        ((x, np.zeros((2, 3, 7, 7)), b, {"stride": 1, "pad": 0}), "larger than")]:
+    assert layers.check_conv_args(x, w, b, {"stride": 2, "padding": 1}) == ((2, 2), (1, 1))
+    assert layers.check_conv_args(x, w, b, {"stride": (1, 2), "padding": (0, 1)}) == ((1, 2), (0, 1))
+    for args, words in [((x[0], w, b, {"stride": 1, "padding": 0}), "x must be a 4-d"),
+                        ((x, w[:, :2], b, {"stride": 1, "padding": 0}), "channels of x and w differ"),
+                        ((x, w, np.zeros(3), {"stride": 1, "padding": 0}), "b must have shape"),
+                        ((x, w, b, {"stride": 1}), "keys 'stride' and 'padding'"),
+                        ((x, w, b, {"stride": 0, "padding": 0}), "stride must be >= 1"),
+                        ((x, w, b, {"stride": 1.0, "padding": 0}), "stride must be an int"),
+                        ((x, w, b, {"stride": 3, "padding": 0}), "does not tile the height"),
+                        ((x, np.zeros((2, 3, 7, 7)), b, {"stride": 1, "padding": 0}), "larger than")]:
         with pytest.raises(ValueError, match=words):
             layers.check_conv_args(*args)
 

@@ -1,8 +1,8 @@
 """Checks for the inputs of NumPy convolution and pooling layers, with errors that say what is wrong.
 
 CS231n conventions (the ``conv_layers`` assignment's): ``x`` is ``(N, C, H, W)``, conv weights ``w`` are
-``(F, C, HH, WW)``, biases ``b`` are ``(F,)``; ``conv_param = {"stride": s, "pad": p}`` (``pad`` is what
-``torch.nn.functional.conv2d`` calls ``padding``) and ``pool_param = {"pool_height": ph, "pool_width": pw,
+``(F, C, HH, WW)``, biases ``b`` are ``(F,)``; ``conv_param = {"stride": s, "padding": p}`` (the names of
+``torch.nn.Conv2d``) and ``pool_param = {"pool_height": ph, "pool_width": pw,
 "stride": s}``, where ``s`` and ``p`` are an int or an ``(h, w)`` pair. Every ``*_forward`` returns
 ``(out, cache)`` and every ``*_backward(dout, cache)`` returns the gradients with respect to the forward's inputs.
 
@@ -45,7 +45,7 @@ def _tiles(name: str, size: int, kernel: int, stride: int) -> None:
 
 def check_conv_args(x: Any, w: Any, b: Any, conv_param: Any) -> tuple[tuple[int, int], tuple[int, int]]:
     """Raise ``ValueError`` naming the bad argument unless ``x``, ``w``, ``b`` and ``conv_param`` describe a
-    convolution whose windows tile the padded input; return ``((stride_h, stride_w), (pad_h, pad_w))``."""
+    convolution whose windows tile the padded input; return ``((stride_h, stride_w), (padding_h, padding_w))``."""
     _check_4d("x", x)
     _check_4d("w", w, "(F, C, HH, WW)")
     if x.shape[1] != w.shape[1]:
@@ -54,9 +54,9 @@ def check_conv_args(x: Any, w: Any, b: Any, conv_param: Any) -> tuple[tuple[int,
     if not isinstance(b, np.ndarray) or b.shape != (w.shape[0],):
         raise ValueError(f"b must have shape (F,) = ({w.shape[0]},) to match w.shape={w.shape}, "
                          f"got {getattr(b, 'shape', type(b).__name__)}")
-    if not isinstance(conv_param, dict) or {"stride", "pad"} - set(conv_param):
-        raise ValueError(f"conv_param must be a dict with the keys 'stride' and 'pad', got {conv_param!r}")
-    stride, pad = _pair("stride", conv_param["stride"], 1), _pair("pad", conv_param["pad"], 0)
+    if not isinstance(conv_param, dict) or {"stride", "padding"} - set(conv_param):
+        raise ValueError(f"conv_param must be a dict with the keys 'stride' and 'padding', got {conv_param!r}")
+    stride, pad = _pair("stride", conv_param["stride"], 1), _pair("padding", conv_param["padding"], 0)
     for axis, size, kernel, s, p in zip(("height", "width"), x.shape[2:], w.shape[2:], stride, pad):
         _tiles(axis, size + 2 * p, kernel, s)
     return stride, pad

@@ -18,7 +18,7 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["conv_forward_hint", "conv_backward_hint", "pool_backward_hint"]
+__all__ = ["conv_forward_hint", "conv_backward_hint", "pool_backward_hint", "batchnorm_hint", "batchnorm_backward_hint"]
 
 
 def _close(a: Any, b: Any) -> bool:
@@ -27,8 +27,9 @@ def _close(a: Any, b: Any) -> bool:
 
 
 def _ints(conv_param: dict) -> tuple[int, int] | None:
-    """(stride, pad) when both are plain ints (the hints handle the notebook's int form only)."""
-    s, p = conv_param.get("stride"), conv_param.get("pad")
+    """(stride, padding) when both are plain ints (the notebook's form; the padding key is ``"padding"``, or
+    CS231n's ``"pad"``)."""
+    s, p = conv_param.get("stride"), conv_param.get("padding", conv_param.get("pad"))
     if isinstance(s, (int, np.integer)) and isinstance(p, (int, np.integer)):
         return int(s), int(p)
     return None
@@ -83,7 +84,7 @@ def conv_forward_hint(out: Any, x: np.ndarray, w: np.ndarray, b: np.ndarray, con
             return f"out must be (N, F, H_out, W_out) = {want}: one map per image and per filter"
         short = "one row and column short: H_out = (H + 2*pad - HH) // stride + 1 (did you forget the +1?)"
         if p and got == ((H - HH) // s + 1, (W - WW) // s + 1):
-            unpadded = "the output has the size of an unpadded input: pad x by conv_param['pad'] on every side first"
+            unpadded = "the output has the size of an unpadded input: pad x by conv_param['padding'] on every side first"
             return unpadded + (f"; or {short}" if got == (H_out - 1, W_out - 1) else "")
         if got == (H_out - 1, W_out - 1):
             return short
@@ -113,8 +114,8 @@ def conv_forward_hint(out: Any, x: np.ndarray, w: np.ndarray, b: np.ndarray, con
     if p > 0 and H >= HH and W >= WW:  # windows over the unpadded x: right where they fit inside it
         valid = _windows_at(x, w, b, 0, s, 0, ((H - HH) // s + 1, (W - WW) // s + 1))
         if valid is not None and _close(out[:, :, :valid.shape[2], :valid.shape[3]], valid):
-            return ("your windows slide over the unpadded x: pad x by conv_param['pad'] on every side first "
-                    "(xp = pad(x, P)) and take the windows from xp")
+            return ("your windows slide over the unpadded x: pad x by conv_param['padding'] on every side first "
+                    "and take the windows from the padded array")
     return ""
 
 
@@ -181,7 +182,7 @@ def conv_backward_hint(dx: Any, dw: Any, db: Any, x: np.ndarray, w: np.ndarray, 
     (N, C, H, W), (n_filters, _, HH, WW) = x.shape, w.shape
     if type(dx) is np.ndarray and p > 0 and dx.shape == (N, C, H + 2 * p, W + 2 * p):
         return ("dx has the shape of the padded input: crop the padding off, "
-                "dx = dx_padded[:, :, pad:pad + H, pad:pad + W]")
+                "dx = dx_padded[:, :, P:P + H, P:P + W]")
     hint = _db_hint(db, dout)
     if hint:
         return hint
@@ -191,7 +192,7 @@ def conv_backward_hint(dx: Any, dw: Any, db: Any, x: np.ndarray, w: np.ndarray, 
         F.conv2d(xp, _t(w), stride=s).backward(_t(dout))
         uncropped = xp.grad  # the gradient of the padded input, cropped at the wrong place below
         if _close(dx, uncropped[:, :, :H, :W].numpy()) or _close(dx, uncropped[:, :, 2 * p:, 2 * p:].numpy()):
-            return "dx is cropped at the wrong place: the padding is pad pixels on each side, dx = dx_padded[:, :, pad:pad + H, pad:pad + W]"
+            return "dx is cropped at the wrong place: the padding is pad pixels on each side, dx = dx_padded[:, :, P:P + H, P:P + W]"
     if type(dw) is np.ndarray and dw.shape == w.shape and not _close(dw, true_dw):
         per_image = [_grads(x[n:n + 1], w, dout[n:n + 1], s, p)[1] for n in range(N)]
         if N > 1 and (_close(dw, per_image[-1]) or _close(dw, per_image[0])):
@@ -279,4 +280,81 @@ def pool_backward_hint(kind: str, dx: Any, x: np.ndarray, pool_param: dict, dout
         if _one_writer_each(dx, [contributions.reshape(N, C * kh * kw, -1)], x.shape, (kh, kw), s, 0):
             return ("windows overlap (stride < pool size), so an input can receive gradient from several "
                     "windows: add them up with += instead of =")
+    return ""
+
+
+# ------------------------------------------------------------------------------------------ batch norm
+def _normalised(x: np.ndarray, gamma: np.ndarray, beta: np.ndarray, axes: tuple[int, ...], unbiased: bool,
+                eps: float, detach: str = ""):
+    """torch: gamma * (x - mean) / sqrt(var + eps) + beta with statistics over ``axes``; ``detach`` names the
+    statistics ("mean", "var") that autograd must treat as constants. Returns (out tensor, x tensor)."""
+    tx = _t(x).requires_grad_()
+    mean, var = tx.mean(dim=axes, keepdim=True), tx.var(dim=axes, keepdim=True, unbiased=unbiased)
+    mean = mean.detach() if "mean" in detach else mean
+    var = var.detach() if "var" in detach else var
+    return _t(gamma).reshape(1, -1, 1, 1) * (tx - mean) / (var + eps).sqrt() + _t(beta).reshape(1, -1, 1, 1), tx
+
+
+def batchnorm_hint(out: Any, bn_param: dict, x: np.ndarray, gamma: np.ndarray, beta: np.ndarray, mode: str,
+                   old_mean: Any = None, old_var: Any = None) -> str:
+    """The likely mistake behind a wrong spatial batch-norm forward pass (``out`` or the running averages in
+    ``bn_param`` after the call), or ``""``. ``old_mean``/``old_var``: the running averages before the call
+    (``None``: not there yet, i.e. zeros and ones).
+
+    Recognises: statistics per image or per pixel instead of per channel over (N, H, W), the unbiased variance
+    used to normalise, the biased variance in ``running_var``, the momentum applied the other way round
+    (``momentum * running + (1 - momentum) * batch``), and batch statistics used in test mode.
+    """
+    import torch.nn.functional as F
+
+    C = x.shape[1]
+    eps, momentum = bn_param.get("eps", 1e-5), bn_param.get("momentum", 0.1)
+    old_mean = np.zeros(C) if old_mean is None else np.asarray(old_mean, dtype=float)
+    old_var = np.ones(C) if old_var is None else np.asarray(old_var, dtype=float)
+    batch_stats = F.batch_norm(_t(x), None, None, _t(gamma), _t(beta), training=True, eps=eps).numpy()
+    if mode == "test":
+        if _close(out, batch_stats):
+            return "in test mode normalise with bn_param['running_mean'] and ['running_var'], not the batch's statistics"
+        return ""
+    if type(out) is np.ndarray and out.shape == x.shape and not _close(out, batch_stats):
+        wrong = [((2, 3), False, "you normalised each image on its own: batch norm uses one mean and variance per "
+                                 "channel over the whole batch, the axes (0, 2, 3)"),
+                 ((0,), False, "your statistics are per channel *and pixel*: spatial batch norm averages over N, H "
+                               "and W (axes 0, 2, 3), one mean and variance per channel"),
+                 ((0, 2, 3), True, "normalise with the biased batch variance (divide by m = N*H*W, np.var's "
+                                   "default); the unbiased one is only for running_var")]
+        for axes, unbiased, message in wrong:
+            if _close(out, _normalised(x, gamma, beta, axes, unbiased, eps)[0].detach().numpy()):
+                return message
+        return ""
+    mean = x.mean(axis=(0, 2, 3))
+    biased, unbiased = x.var(axis=(0, 2, 3)), x.var(axis=(0, 2, 3), ddof=1)
+    new_mean, new_var = bn_param.get("running_mean"), bn_param.get("running_var")
+    swapped = ("the momentum is applied the other way round: running = (1 - momentum) * running + momentum * batch, "
+               "with momentum = 0.1 as in torch")
+    if _close(new_mean, momentum * old_mean + (1 - momentum) * mean):
+        return swapped
+    if _close(new_var, (1 - momentum) * old_var + momentum * biased):
+        return "running_var uses the unbiased batch variance, var * m / (m - 1) with m = N*H*W (lecture 04)"
+    if _close(new_var, momentum * old_var + (1 - momentum) * unbiased):
+        return swapped
+    return ""
+
+
+def batchnorm_backward_hint(dx: Any, x: np.ndarray, gamma: np.ndarray, dout: np.ndarray, eps: float = 1e-5) -> str:
+    """The likely mistake behind a wrong spatial batch-norm ``dx`` (train mode), or ``""``: the batch mean and
+    variance treated as constants, or only one of the two paths through them added (autograd with those
+    statistics detached recomputes each mistake)."""
+    if type(dx) is not np.ndarray or dx.shape != x.shape:
+        return ""
+    zeros = np.zeros_like(gamma)
+    for detach, message in [
+            ("mean var", "you treated the batch mean and variance as constants: every input of a channel also moves "
+                         "that channel's mean and variance, so dx has two more terms (draw the graph)"),
+            ("var", "the path through the mean is there, the one through the variance is missing"),
+            ("mean", "the path through the variance is there, the one through the mean is missing")]:
+        out, tx = _normalised(x, gamma, zeros, (0, 2, 3), False, eps, detach)
+        out.backward(_t(dout))
+        if _close(dx, tx.grad.numpy()):
+            return message
     return ""
