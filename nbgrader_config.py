@@ -47,5 +47,6 @@ c.Autograde.autograde_preprocessors = [
 # Feedback shows a test cell's failure message only, never hidden tests or solution lines (cnncourse.grader.scrub).
 c.GenerateFeedback.preprocessors = [GetGrades, "cnncourse.grader.scrub.ScrubHidden", CSSHTMLHeaderPreprocessor]
 # The oracles (and the course secret's folder) are instructor-only: never copied to assignments/ or students.
-c.CourseDirectory.ignore = [".ipynb_checkpoints", "*.pyc", "__pycache__", "feedback", "oracle.py", ".cnncourse",
+c.CourseDirectory.ignore = [".ipynb_checkpoints", "*.pyc", "__pycache__", "feedback", "oracle.py", "oracle_*.py",
+                            ".cnncourse",
                             ".cnncourse_cases.json"]

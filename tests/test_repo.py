@@ -158,14 +158,15 @@ def test_no_reference_answer_is_importable_or_in_the_class_image():
                 shipped.setdefault(dump, f"{path}: {name}")
     leaks = [f"{answers[d]} is shipped as {shipped[d]}" for d in answers if d in shipped]
     assert not leaks, "reference answers in the installed package or the class image:\n" + "\n".join(leaks)
-    assert not [f for f in _image_files() if f.relative_to(ROOT).parts[0] == "solutions" or f.name == "oracle.py"]
+    assert not [f for f in _image_files() if f.relative_to(ROOT).parts[0] == "solutions" or f.name.startswith("oracle")]
 
 
 def test_oracles_and_the_course_secret_stay_with_the_instructor():
     config = (ROOT / course.CONFIG_FILE).read_text()
-    assert re.search(r"c\.CourseDirectory\.ignore\s*=\s*\[[^\]]*\"oracle\.py\"", config), \
-        "nbgrader_config.py must keep oracle.py out of releases (c.CourseDirectory.ignore)"
-    assert not list((ROOT / course.RELEASE_DIR).rglob("oracle.py")), "an oracle was released to assignments/"
+    ignored = re.search(r"c\.CourseDirectory\.ignore\s*=\s*\[([^\]]*)\]", config)
+    assert ignored and '"oracle.py"' in ignored.group(1) and '"oracle_*.py"' in ignored.group(1), \
+        "nbgrader_config.py must keep oracle.py and oracle_*.py out of releases (c.CourseDirectory.ignore)"
+    assert not list((ROOT / course.RELEASE_DIR).rglob("oracle*.py")), "an oracle was released to assignments/"
     assert ".cnncourse/" in (ROOT / ".gitignore").read_text().splitlines(), ".gitignore must list .cnncourse/"
 
 

@@ -9,6 +9,7 @@ answers: they exist only in the grader.
 """
 from __future__ import annotations
 
+import importlib.util
 import json
 import re
 import shutil
@@ -263,7 +264,9 @@ def test_nothing_in_the_kernel_holds_an_expected_answer(graded):
         seen[student] = {int(v) for line in re.findall(r"SPY \[(.*)\]", text) for v in line.split(",") if v.strip()}
         assert seen[student], "the spy saw nothing: the test did not run"
         assert marks[student][0] < marks[student][1]
-    module = __import__("_cnncourse_oracle_conv_arithmetic")
+    spec = importlib.util.spec_from_file_location("oracle_network", SOURCE.parent / "oracle_network.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
     for student, other in (("spy_a", "spy_b"), ("spy_b", "spy_a")):
         expected = {n for case in student_cases(oracle, "network_table", student, root)
                     for _, _, params, macs in module.network_rows(*case["args"]) for n in (params, macs) if n > 10_000}

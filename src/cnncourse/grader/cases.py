@@ -1,7 +1,7 @@
 """Hidden tests, instructor side: the oracle file of an assignment and each student's inputs.
 
-``solutions/<assignment>/oracle.py`` (instructor only: never released) defines ``TESTS: dict[str, Test]``
-and optionally ``RULES``, the :class:`~cnncourse.testcells.owncode.OwnCode` rule its hidden tests apply.
+``solutions/<assignment>/oracle.py`` (instructor only: never released, like any ``oracle_*.py`` module
+beside it that it imports) defines ``TESTS: dict[str, Test]`` and optionally ``RULES``, the :class:`~cnncourse.testcells.owncode.OwnCode` rule its hidden tests apply.
 A :class:`Test` draws the inputs of one student from a ``numpy.random.Generator`` seeded by
 HMAC(course secret, ``assignment/student/test``) and checks each answer with torch oracles computed here,
 in the grader process: the student's kernel receives the inputs and nothing else.
@@ -19,9 +19,12 @@ from typing import Any, Callable
 import numpy as np
 
 from cnncourse.grader.secret import course_secret, student_seed
+from cnncourse.testcells.compare import describe
 from cnncourse.testcells.owncode import OwnCode
+from cnncourse.testcells.wire import RaisedError
 
-__all__ = ["Test", "Oracle", "load_oracle", "hidden_tests_in", "student_cases", "ORACLE_FILE"]
+__all__ = ["Test", "Oracle", "load_oracle", "hidden_tests_in", "student_cases", "ORACLE_FILE", "call_text",
+           "shown", "int_problem", "wrong_answer"]
 
 ORACLE_FILE = "oracle.py"
 
@@ -48,7 +51,7 @@ class Oracle:
 
 def load_oracle(root: str | Path, assignment: str) -> Oracle | None:
     """Import ``<root>/solutions/<assignment>/oracle.py`` (``None`` when the assignment has none)."""
-    folder = Path(root) / "solutions" / assignment
+    folder = (Path(root) / "solutions" / assignment).resolve()
     path = folder / ORACLE_FILE
     if not path.exists():
         return None
@@ -56,7 +59,15 @@ def load_oracle(root: str | Path, assignment: str) -> Oracle | None:
     spec = importlib.util.spec_from_file_location(name, path)
     module: ModuleType = importlib.util.module_from_spec(spec)
     sys.modules[name] = module  # dataclasses and pickling need the module registered
-    spec.loader.exec_module(module)
+    before = set(sys.modules)
+    sys.path.insert(0, str(folder))  # oracle.py may import its oracle_*.py siblings
+    try:
+        spec.loader.exec_module(module)
+    finally:
+        sys.path.remove(str(folder))
+        for extra in set(sys.modules) - before:  # siblings of another assignment may share a name
+            if str(getattr(sys.modules[extra], "__file__", "") or "").startswith(str(folder)):
+                del sys.modules[extra]
     tests = getattr(module, "TESTS", None)
     if not isinstance(tests, dict) or not all(isinstance(t, Test) for t in tests.values()):
         raise ValueError(f"{path} must define TESTS = {{name: Test(cases=..., check=...)}}")
@@ -92,3 +103,29 @@ def student_cases(oracle: Oracle, test: str, student: str, root: str | Path) -> 
         case.setdefault("args", [])
         case.setdefault("kwargs", {})
     return cases
+
+
+# ---- messages for oracles' checks: name the call and the answer, never the expected value
+def call_text(fn: str, case: dict) -> str:
+    """``fn(1, 2, stride=3)`` for a case's arguments."""
+    parts = [repr(a) for a in case.get("args", [])] + [f"{k}={v!r}" for k, v in case.get("kwargs", {}).items()]
+    return f"{fn}({', '.join(parts)})"
+
+
+def shown(got: Any) -> str:
+    """A returned value as a student reads it: plain values as ``repr``, anything else described."""
+    return repr(got) if type(got) in (int, float, str, bool, tuple, list, type(None)) else describe(got)
+
+
+def int_problem(call: str, got: Any) -> str | None:
+    """The message for an answer that should be a Python int but raised or is another type, else None."""
+    if isinstance(got, RaisedError):
+        return f"{call} raised {got}, but this configuration is valid"
+    if type(got) is not int:
+        return f"{call} returned {describe(got)}: return a Python int (not a float, bool or numpy number)"
+    return None
+
+
+def wrong_answer(call: str, got: Any, hint: str | None = None) -> str:
+    """``call returned X, which is wrong`` and, when a mistake was recognised, ``Likely cause: hint``."""
+    return f"{call} returned {shown(got)}, which is wrong" + (f"\nLikely cause: {hint}" if hint else "")

@@ -44,15 +44,15 @@ def _regions(source: str, begin: str, end: str) -> list[str]:
 
 def protected_lines(solution_dir: Path) -> set[str]:
     """Stripped lines of every hidden-test and solution region (and their markers) of the source notebooks in
-    ``solution_dir``, and of its ``oracle.py``."""
+    ``solution_dir``, and of its ``oracle.py`` and ``oracle_*.py``."""
     lines: list[str] = [marker for region in _REGIONS for marker in region]
     for path in sorted(solution_dir.glob("*.ipynb")):
         for cell in read_notebook(str(path), as_version=4).cells:
             for begin, end in _REGIONS:
                 lines += _regions(_source(cell), begin, end)
-    oracle = solution_dir / ORACLE_FILE
-    if oracle.exists():
-        lines += oracle.read_text(encoding="utf-8").splitlines()
+    for oracle in [solution_dir / ORACLE_FILE, *sorted(solution_dir.glob("oracle_*.py"))]:
+        if oracle.exists():
+            lines += oracle.read_text(encoding="utf-8").splitlines()
     return {line.strip() for line in lines if len(line.strip()) >= _MIN_EQUAL}
 
 
