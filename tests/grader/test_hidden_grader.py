@@ -148,6 +148,15 @@ def test_missing_duplicated_or_forged_answers_fail(course):
     assert "no answers came back" in nb.cells[-1].outputs[-1].evalue
 
 
+def test_oversized_answers_are_refused(course):
+    huge = {"test": "square", "results": ["x" * (2 * wire.MAX_BYTES + 1)]}
+    resources = resources_for(course)
+    nb, resources = run_place(course, notebook("x * x"), resources)
+    nb.cells[-1].outputs = [new_output("display_data", data={wire.MIME: huge})]
+    nb, resources = grader_hidden.CheckAnswers(course_root=str(course)).preprocess(nb, resources)
+    assert "too large" in nb.cells[-1].outputs[-1].evalue
+
+
 def test_an_earlier_error_in_the_cell_is_kept_and_recorded(course):
     resources = resources_for(course)
     nb, resources = run_place(course, notebook("x * x"), resources)

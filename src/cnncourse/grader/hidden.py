@@ -152,6 +152,8 @@ class CheckAnswers(HiddenTestsPreprocessor):
             if len(mine) != 1:
                 return (f"hidden test {name}: no answers came back" if not mine else
                         f"hidden test {name}: answers were published {len(mine)} times (only the test may publish)")
+            if len(json.dumps(mine[0])) > 2 * wire.MAX_BYTES:  # base64 inflates the cap by 4/3
+                return f"hidden test {name}: the answers are too large (return only what the exercise asks for)"
             cases = student_cases(oracle, name, student, self._root())
             try:
                 results = wire.decode(mine[0].get("results"))
