@@ -22,6 +22,7 @@ from cnncourse.testcells.wire import RaisedError
 from oracle_network import check_alexnet, check_largest, check_network, largest_cases, network_cases
 
 RULES = OwnCode(allowed=("math",), forbidden=("torch", "cnncourse"))
+DILATION_IGNORED = "the dilation is ignored: a dilated filter covers more pixels than its size"
 
 def _side(layer: nn.Module, n: int) -> int | None:
     """Output side of ``layer`` on a 1x1xnxn input, or None when torch refuses the configuration."""
@@ -45,7 +46,8 @@ def _conv_cases(rng: np.random.Generator) -> list[dict]:
         if (kind == "tiling" and tiling >= 28) or (kind == "untiled" and untiled >= 8) or \
                 (kind == "too_big" and too_big >= 4):
             continue
-        tiling, untiled, too_big = tiling + (kind == "tiling"), untiled + (kind == "untiled"), too_big + (kind == "too_big")
+        tiling, untiled = tiling + (kind == "tiling"), untiled + (kind == "untiled")
+        too_big += kind == "too_big"
         cases.append({"args": [n, k], "kwargs": {"stride": s, "padding": p, "dilation": d}})
     return cases
 
@@ -68,7 +70,7 @@ def _check_conv(case: dict, got: Any) -> str | None:
     span = n + 2 * p - d * (k - 1) - 1
     hint = ("the first window counts too: the number of positions is one more than the number of steps"
             if got == side - 1 else
-            "the filter's dilation is ignored: a dilated filter covers more pixels than its size"
+            DILATION_IGNORED
             if d > 1 and got == (n + 2 * p - k) // s + 1 else
             "padding adds zeros on both sides of the input" if p and got == (span - p) // s + 1 else
             "the stride is ignored: the window moves by the stride" if s > 1 and got == span + 1 else None)
@@ -148,7 +150,7 @@ def _check_same(case: dict, got: Any) -> str | None:
     problem = int_problem(call, got)
     if problem or got in keeps:
         return problem
-    hint = "the dilation is ignored: a dilated filter covers more pixels than its size" if d > 1 and got == (k - 1) // 2 else None
+    hint = DILATION_IGNORED if d > 1 and got == (k - 1) // 2 else None
     return wrong_answer(call, got, hint)
 
 
@@ -222,11 +224,12 @@ def _check_rf(case: dict, got: Any) -> str | None:
     problem = int_problem(call, got)
     if problem or got == want:
         return problem
-    included = 1 + sum(d * (k - 1) * int(np.prod([s_ for _, s_, _ in layers[:i + 1]])) for i, (k, _, d) in enumerate(layers))
+    strides_so_far = [int(np.prod([s for _, s, _ in layers[:i + 1]])) for i in range(len(layers))]
+    included = 1 + sum(d * (k - 1) * jump for (k, _, d), jump in zip(layers, strides_so_far))
     no_dilation = measured_receptive_field([(k, s, 1) for k, s, _ in layers])
     hint = ("a layer's growth is scaled by the strides of the layers BEFORE it, not its own stride"
             if got == included else
-            "the dilation is ignored: a dilated filter covers more pixels than its size" if got == no_dilation else None)
+            DILATION_IGNORED if got == no_dilation else None)
     return wrong_answer(call, got, hint)
 
 

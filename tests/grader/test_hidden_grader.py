@@ -139,8 +139,8 @@ def test_a_wrong_answer_fails_the_cell_with_a_hint_but_never_the_expected_value(
 
 
 def test_missing_duplicated_or_forged_answers_fail(course):
-    cell, record = grade(course, notebook("x * x"), lambda x: x * x,
-                         extra_outputs=[new_output("display_data", data={wire.MIME: {"test": "square", "results": []}})])
+    forged = new_output("display_data", data={wire.MIME: {"test": "square", "results": []}})
+    cell, record = grade(course, notebook("x * x"), lambda x: x * x, extra_outputs=[forged])
     assert "published 2 times" in cell.outputs[-1].evalue and not record["passed"]
     resources = resources_for(course, "carol")
     nb, resources = run_place(course, notebook("x * x"), resources)

@@ -1,7 +1,8 @@
 """Hidden tests, instructor side: the oracle file of an assignment and each student's inputs.
 
 ``solutions/<assignment>/oracle.py`` (instructor only: never released, like any ``oracle_*.py`` module
-beside it that it imports) defines ``TESTS: dict[str, Test]`` and optionally ``RULES``, the :class:`~cnncourse.testcells.owncode.OwnCode` rule its hidden tests apply.
+beside it that it imports) defines ``TESTS: dict[str, Test]`` and optionally ``RULES``, the
+:class:`~cnncourse.testcells.owncode.OwnCode` rule its hidden tests apply.
 A :class:`Test` draws the inputs of one student from a ``numpy.random.Generator`` seeded by
 HMAC(course secret, ``assignment/student/test``) and checks each answer with torch oracles computed here,
 in the grader process: the student's kernel receives the inputs and nothing else.

@@ -89,7 +89,8 @@ def mismatch(actual: Any, expected: Any, name: str = "output", rtol: float = 1e-
     lines = []
     for idx in list(zip(*np.nonzero(bad)))[:_SHOW]:
         idx = tuple(int(i) for i in idx)
-        lines.append(f"  at {idx}: got {a[idx]:.6g}, expected {e[idx]:.6g}" if reveal else f"  at {idx}: got {a[idx]:.6g}")
+        shown = f"  at {idx}: got {a[idx]:.6g}"
+        lines.append(f"{shown}, expected {e[idx]:.6g}" if reveal else shown)
     more = f"\n  ... and {nbad - _SHOW} more" if nbad > _SHOW else ""
     size = f"max relative error {max_rel}; " if reveal else ""  # the error's size would give the answer away
     return (f"{name}: {nbad} of {bad.size} entries differ ({size}"
@@ -146,7 +147,8 @@ def assert_raises(exception: type[BaseException], fn: Callable[..., Any], *args:
     except Exception as exc:  # the wrong kind of error
         raise AssertionError(f"{call} raised {type(exc).__name__}({exc}) instead of {exception.__name__}"
                              + (f": {why}" if why else "")) from None
-    raise AssertionError(f"{call} returned {got!r} instead of raising {exception.__name__}" + (f": {why}" if why else ""))
+    raise AssertionError(f"{call} returned {got!r} instead of raising {exception.__name__}"
+                         + (f": {why}" if why else ""))
 
 
 def numerical_gradient(f: Callable[[np.ndarray], Any], x: np.ndarray, df: np.ndarray, h: float = 1e-5) -> np.ndarray:
