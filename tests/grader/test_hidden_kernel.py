@@ -110,3 +110,27 @@ def test_check_gradient_accepts_a_right_gradient_and_names_a_wrong_one():
         compare.check_gradient(lambda v: v ** 2, x, df, x * df)
     with pytest.raises(ValueError, match="float64"):
         compare.numerical_gradient(lambda v: v, x.astype(np.float32), df)
+
+
+def test_visible_rule_check_reads_the_saved_notebook(tmp_path, monkeypatch):
+    import nbformat
+    from nbformat.v4 import new_code_cell, new_notebook
+
+    from cnncourse.testcells.owncode import OwnCode, check_notebook
+
+    rule = OwnCode(allowed=("math",), forbidden=("torch",))
+    locked = new_code_cell("import torch  # the instructor's setup may import anything")
+    locked.metadata["nbgrader"] = {"locked": True, "grade": False, "solution": False, "grade_id": "setup"}
+    answer = new_code_cell("import math\ndef f(x):\n    return math.floor(x)")
+    answer.metadata["nbgrader"] = {"locked": False, "grade": False, "solution": True, "grade_id": "f"}
+    nbformat.write(new_notebook(cells=[locked, answer]), tmp_path / "a.ipynb")
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("NBGRADER_EXECUTION", raising=False)
+    check_notebook("a.ipynb", rule)  # the locked cell is not the student's
+    nbformat.write(new_notebook(cells=[locked, answer, new_code_cell("from torch import nn")]), tmp_path / "a.ipynb")
+    with pytest.raises(AssertionError, match=r"line 1 `from torch import nn`: `import torch` is not allowed"):
+        check_notebook("a.ipynb", rule)
+    with pytest.raises(AssertionError, match="save it"):
+        check_notebook("missing.ipynb", rule)
+    monkeypatch.setenv("NBGRADER_EXECUTION", "autograde")
+    check_notebook("missing.ipynb", rule)  # under the grader, which applies the rule itself
