@@ -228,7 +228,7 @@ def test_lookups_that_break_the_rules_earn_nothing(graded, student):
     _, marks, notebooks = graded
     assert marks[student][0] == 0
     (error,) = errors(notebooks[student], "test_receptive_field")
-    assert "is not allowed" in error.evalue or "not allowed" in error.evalue  # the visible rule check says why
+    assert "your own code rule" in error.evalue and "not allowed" in error.evalue  # the visible check says why
 
 
 @pytest.mark.slow
