@@ -7,6 +7,7 @@ reference from its solution cells (`oracle.reference`): nothing here is a second
 """
 import importlib.util
 import re
+import sys
 from pathlib import Path
 
 import nbformat
@@ -104,3 +105,65 @@ def test_failure_messages_never_contain_expected_values():
     right = F.conv2d(*(torch.tensor(a) for a in (x, w, b)), stride=p["stride"], padding=p["padding"]).numpy()
     for value in right.ravel()[:20]:
         assert f"{value:.6g}" not in message
+
+
+# student -> ({grade_id: (old, new)}, {test cell: words its failure message must contain}); every other test
+# cell must pass.
+SUBMISSIONS = {
+    "layer_mistakes": ({"pad": VARIANTS["pad_capped"][1:3],
+                        "avg_pool_backward_naive": VARIANTS["avg_not_divided"][1:3],
+                        "spatial_batchnorm_forward": VARIANTS["bn_biased_running_var"][1:3],
+                        "spatial_batchnorm_backward": VARIANTS["bn_constants"][1:3]},
+                       {"test_pad": "hidden test pad", "test_avg_pool_backward_naive": "window size",
+                        "test_spatial_batchnorm_forward": "unbiased batch variance",
+                        "test_spatial_batchnorm_backward": "as constants"}),
+    "overwrite": ({"conv_backward_naive": VARIANTS["dx_assigned"][1:3]},
+                  {"test_conv_backward_naive": "instead of ="}),  # the net needs no dx of its first layer
+    "no_reg_gradient": ({"ThreeLayerConvNet": VARIANTS["net_no_reg_grad"][1:3]},
+                        {"test_three_layer_convnet": "reg * W"}),
+}
+
+
+def _submission(tmp_path: Path, name: str, edits: dict) -> Path:
+    nb = nbformat.read(SOURCE, as_version=4)
+    for cell in nb.cells:
+        grade_id = cell.metadata.get("nbgrader", {}).get("grade_id")
+        if grade_id in edits:
+            old, new = edits[grade_id]
+            assert cell.source.count(old) == 1, f"the reference {grade_id} no longer contains {old!r}"
+            cell.source = cell.source.replace(old, new)
+    path = tmp_path / f"{name}.ipynb"
+    nbformat.write(nb, path)
+    return path
+
+
+def _failures(notebook: Path) -> dict[str, str]:
+    """{grade id of a test cell: its error message} in an autograded notebook."""
+    failed = {}
+    for cell in nbformat.read(notebook, as_version=4).cells:
+        meta = cell.metadata.get("nbgrader", {})
+        errors = [o for o in cell.get("outputs", []) if o.output_type == "error"]
+        if meta.get("grade") and errors:
+            failed[meta["grade_id"]] = "\n".join(f"{o.ename}: {o.evalue}" for o in errors)
+    return failed
+
+
+@pytest.mark.slow
+def test_autograde_gives_each_mistake_its_partial_credit_and_hint(tmp_path, monkeypatch):
+    monkeypatch.setenv("CNNCOURSE_SECRET", "conv-layers-grading-test")
+    sys.path.insert(0, str(ROOT / "tests" / "grader"))
+    from helpers import autograde
+
+    points = {c.metadata["nbgrader"]["grade_id"]: c.metadata["nbgrader"]["points"]
+              for c in nbformat.read(SOURCE, as_version=4).cells if c.metadata.get("nbgrader", {}).get("grade")}
+    assert points["test_conv_backward_naive"] > points["test_conv_forward_naive"]  # backward passes weigh more
+    submissions = {name: _submission(tmp_path, name, edits) for name, (edits, _) in SUBMISSIONS.items()}
+    result = autograde(ROOT, "conv_layers", submissions, workdir=tmp_path / "grading")
+    maximum = sum(points.values())
+    for name, (_, expected) in SUBMISSIONS.items():
+        graded = tmp_path / "grading" / "course" / "autograded" / name / "conv_layers" / "conv_layers.ipynb"
+        failed = _failures(graded)
+        assert set(failed) == set(expected), (name, failed)
+        for test, words in expected.items():
+            assert words in failed[test], f"{name}: {test} said\n{failed[test]}"
+        assert result[name] == (maximum - sum(points[t] for t in failed), maximum), (name, result[name], failed)

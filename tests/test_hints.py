@@ -71,6 +71,9 @@ BACKWARD_MISTAKES = {  # name -> (old, new, words of the hint); stride 1 with 3x
     "dw_one_image": ("    for n in range(N):\n", "    for n in range(N):\n        dw = np.zeros_like(w, dtype=float)\n",
                      "dw only counts one image"),
     "db_wrong_axes": ("db = dout.sum(axis=(0, 2, 3))", "db = dout.sum(axis=(2, 3))", "db must have shape (F,)"),
+    "db_averaged": ("db = dout.sum(axis=(0, 2, 3))", "db = dout.sum(axis=(0, 2, 3)) / N", "averaged over the images"),
+    "dw_averaged": ("    dx = dxp[:, :, P:P + H, P:P + W]\n", "    dx = dxp[:, :, P:P + H, P:P + W]\n    dw = dw / N\n",
+                    "dw is averaged"),
     "db_one_image": ("db = dout.sum(axis=(0, 2, 3))", "db = dout[-1].sum(axis=(1, 2))", "db only counts one image"),
     "dx_not_cropped": ("dx = dxp[:, :, P:P + H, P:P + W]", "dx = dxp", "crop the padding off"),
     "dx_cropped_wrong": ("dx = dxp[:, :, P:P + H, P:P + W]", "dx = dxp[:, :, :H, :W]", "cropped at the wrong place"),
@@ -173,6 +176,9 @@ def test_batchnorm_hint_per_image_statistics_and_right_answers():
     x, gamma, beta, _ = bn_case(9)
     per_image = F.instance_norm(torch.from_numpy(x), weight=torch.from_numpy(gamma), bias=torch.from_numpy(beta)).numpy()
     assert "each image on its own" in batchnorm_hint(per_image, {"mode": "train"}, x, gamma, beta, "train")
+    per_pixel = F.batch_norm(torch.from_numpy(x).reshape(x.shape[0], -1), None, None, training=True).numpy()
+    per_pixel = per_pixel.reshape(x.shape) * gamma[:, None, None] + beta[:, None, None]  # BatchNorm1d on pixels
+    assert "*and pixel*" in batchnorm_hint(per_pixel, {"mode": "train"}, x, gamma, beta, "train")
     for mode in ("train", "test"):
         bn_param = {"mode": mode, "running_mean": np.zeros(3), "running_var": np.ones(3)}
         out, _ = REF["spatial_batchnorm_forward"](x, gamma, beta, bn_param)
