@@ -8,6 +8,7 @@ import json
 import os
 import shutil
 import stat
+import subprocess
 import sys
 import tempfile
 from pathlib import Path
@@ -76,6 +77,7 @@ class SandboxedKernelManager(AsyncKernelManager):
             cmd = [sys.executable, "-I", "-S", "-c", sandbox.LAUNCHER, str(self._box / "in"),
                    str(self._box / "work"), *limits, *cmd]
         kw["cwd"] = str(self._box)
+        kw["stdout"] = subprocess.DEVNULL  # ipykernel's start-up banners; errors still go to stderr (the log)
         kw["env"] = sandbox.clean_env(self.threads)
         return cmd, kw
 
