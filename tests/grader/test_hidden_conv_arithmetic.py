@@ -228,7 +228,8 @@ def test_lookups_that_break_the_rules_earn_nothing(graded, student):
     _, marks, notebooks = graded
     assert marks[student][0] == 0
     (error,) = errors(notebooks[student], "test_receptive_field")
-    assert "your own code rule" in error.evalue and "not allowed" in error.evalue  # the visible check says why
+    # the visible rule check (on the saved notebook, where the kernel sees it) or the grader's says why
+    assert error.ename in ("AssertionError", FAILED) and "is not allowed" in error.evalue
 
 
 @pytest.mark.slow

@@ -80,7 +80,7 @@ def problems(sources: list[str], rule: OwnCode) -> list[str]:
         if tree is None:
             continue
         lines = source.splitlines()
-        for node in ast.walk(tree):
+        for node in sorted(ast.walk(tree), key=lambda n: (getattr(n, "lineno", 0), getattr(n, "col_offset", 0))):
             lineno = getattr(node, "lineno", 0)
             text = lines[lineno - 1].strip()[:70] if 0 < lineno <= len(lines) else ""
             where = f"your code cell {number}, line {lineno} `{text}`"
