@@ -11,7 +11,7 @@ import pytest
 from attacks import EXPECTED
 from helpers import HIDDEN_LINES, run_cli
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("graded_class")]  # graded once, on one worker
 
 SHOWN = ("good", "edited_tests", "blank", "osexit", "hooks")
 

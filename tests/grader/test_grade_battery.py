@@ -8,7 +8,7 @@ from attacks import ESCAPE_MARK, EXPECTED
 from helpers import (FULL, cell_scores, files_of, journal_entry, leftover_processes, leftover_scratch, scores,
                      summary_lines)
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("graded_class")]  # graded once, on one worker
 
 
 def test_run_completes_with_the_expected_statuses(graded_class):
