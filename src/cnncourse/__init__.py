@@ -2,8 +2,8 @@
 
 Each module has one job (see DESIGN.md): ``arithmetic`` (sizes, parameters, FLOPs), ``layers``
 (NumPy reference layers), ``models``, ``data``, ``train``, ``pretrained`` (the small digits checkpoint
-of the transfer-learning assignment, rebuilt offline), ``plotting``, ``widgets``, ``grading`` (helpers for
-test cells), ``course`` (finding the course, release), ``grader/`` (validating and grading a class, every student
+of the transfer-learning assignment, rebuilt offline), ``plotting``, ``widgets``, ``testcells/`` (what
+test cells run in the student's kernel), ``course`` (finding the course, release), ``grader/`` (validating and grading a class, every student
 kernel sandboxed) and ``cli`` (the
 ``cnncourse`` command). Import the module you need, e.g.
 ``from cnncourse.arithmetic import conv_output_size``.

@@ -134,3 +134,35 @@ def test_visible_rule_check_reads_the_saved_notebook(tmp_path, monkeypatch):
         check_notebook("missing.ipynb", rule)
     monkeypatch.setenv("NBGRADER_EXECUTION", "autograde")
     check_notebook("missing.ipynb", rule)  # under the grader, which applies the rule itself
+
+
+def test_assert_close_messages_teach(capsys):
+    torch = pytest.importorskip("torch")
+    expected = np.arange(24.0).reshape(2, 3, 4)
+    with pytest.raises(AssertionError, match=r"out: expected shape \(2, 3, 4\), got shape \(2, 4, 3\)"):
+        compare.assert_close(expected.transpose(0, 2, 1), expected, "out")
+    wrong = expected.copy()
+    wrong[1, 2, 3] += 1.0
+    wrong[0, 0, 1] *= 2
+    with pytest.raises(AssertionError) as info:
+        compare.assert_close(wrong, expected, "dx")
+    msg = str(info.value)
+    assert "dx: 2 of 24 entries differ" in msg and "max relative error 1" in msg
+    assert "at (0, 0, 1): got 2, expected 1" in msg and "at (1, 2, 3): got 24, expected 23" in msg
+    with pytest.raises(AssertionError, match=r"and 19 more"):
+        compare.assert_close(expected + 1, expected)
+    compare.assert_close(expected.copy(), torch.from_numpy(expected))  # tensors and lists are fine as expected
+    compare.assert_close(np.array([1.0, 2.0]), [1.0, 2.0])
+    with pytest.raises(AssertionError, match="torch tensor"):
+        compare.assert_close(torch.from_numpy(expected), expected)  # answers must be numpy arrays
+    assert capsys.readouterr() == ("", "")
+
+
+def test_numerical_gradient_restores_its_input():
+    rng = np.random.default_rng(0)
+    x, df = rng.standard_normal((3, 4)), rng.standard_normal((3, 4))
+    before = x.copy()
+    np.testing.assert_allclose(compare.numerical_gradient(lambda a: a ** 3, x, df), 3 * x ** 2 * df, rtol=1e-7)
+    np.testing.assert_array_equal(x, before)
+    with pytest.raises(ValueError, match="C-contiguous"):
+        compare.numerical_gradient(lambda a: a, np.asfortranarray(rng.standard_normal((3, 4))), df)
