@@ -259,6 +259,25 @@ def cmd_export(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_report(args: argparse.Namespace) -> int:
+    """Class report of ASSIGNMENT from the gradebook and the grading journal (no student code is run): score
+    distribution, item analysis, pass rate and recognised mistakes per test, statuses, similar submissions.
+    Writes report.html (self-contained) and CSV files; prints a short summary."""
+    from cnncourse.grader import report
+
+    root = _root(args)
+    try:
+        settings = report.Settings(threshold=args.similarity)
+    except ValueError as exc:
+        raise course.CourseError(f"--similarity: {exc}") from None
+    r = report.build(root, args.assignment, args.db, settings)
+    out = Path(args.output) if args.output else root / "reports" / args.assignment
+    files = report.write(r, out)
+    print(report.summary_text(r))
+    print(f"report: {files[0]} (+ {len(files) - 1} CSV files in {out})")
+    return 0
+
+
 def _add_grading_commands(sub: argparse._SubParsersAction) -> None:
     from cnncourse.grader.limits import Limits
 
@@ -297,6 +316,16 @@ def _add_grading_commands(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--output", "-o", help="file to write (default reports/grades.FORMAT; '-' for stdout)")
     p.add_argument("--db", help="gradebook SQLAlchemy URL")
     p.set_defaults(func=cmd_export)
+
+    p = sub.add_parser("report", help="class report: item analysis, mistakes per test, similar code",
+                       description=cmd_report.__doc__)
+    p.add_argument("assignment")
+    p.add_argument("--db", help="gradebook SQLAlchemy URL (default: the course config's)")
+    p.add_argument("--output", "-o", help="folder to write into (default reports/ASSIGNMENT/)")
+    p.add_argument("--similarity", type=float, default=0.8, metavar="THRESHOLD",
+                   help="list pairs whose normalised code is at least this similar, 0-1 (default 0.8); a signal "
+                        "to review by hand, never an accusation")
+    p.set_defaults(func=cmd_report)
 
 
 def build_parser() -> argparse.ArgumentParser:
