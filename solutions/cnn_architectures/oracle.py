@@ -348,9 +348,11 @@ def _design_check(case: dict, got: Any) -> str | None:
     if not (isinstance(got, tuple) and len(got) == 3 and isinstance(got[2], np.ndarray)):
         return f"{name}: the test could not run your network (got {describe(got)})"
     params, macs, predictions = got
-    if not isinstance(params, int) or params > PARAM_BUDGET:
+    if type(params) is not int or type(macs) is not int:
+        return f"{name}: the test could not count your network's parameters and MACs (got {params!r}, {macs!r})"
+    if params > PARAM_BUDGET:
         return f"{name}: {params:,} parameters, over the budget of {PARAM_BUDGET:,}"
-    if not isinstance(macs, int) or macs > MAC_BUDGET:
+    if macs > MAC_BUDGET:
         return f"{name}: {macs:,} multiply-accumulates per image, over the budget of {MAC_BUDGET:,}"
     if predictions.shape != (N_VAL,):
         return f"{name}: expected one predicted class per validation image ({N_VAL}), got shape {predictions.shape}"
