@@ -44,8 +44,9 @@ def best_times(fns: dict, repeats: int, rounds: int = 3) -> dict:
 
 
 def reference() -> dict:
-    """The namespace of the conv_layers solution cells (``reference()`` of the instructor-only oracle runs them)."""
-    spec = importlib.util.spec_from_file_location("conv_layers_oracle", ROOT / "solutions/conv_layers/oracle.py")
+    """The namespace of the conv_layers solution cells (``solutions/conv_layers/oracle_reference.py`` runs them)."""
+    spec = importlib.util.spec_from_file_location("conv_layers_reference",
+                                                  ROOT / "solutions/conv_layers/oracle_reference.py")
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module.reference()

@@ -21,6 +21,11 @@ SOURCE = ROOT / "solutions" / "conv_layers" / "conv_layers.ipynb"
 _spec = importlib.util.spec_from_file_location("conv_layers_oracle", ROOT / "solutions/conv_layers/oracle.py")
 oracle = importlib.util.module_from_spec(_spec)
 _spec.loader.exec_module(oracle)
+_spec = importlib.util.spec_from_file_location(
+    "conv_layers_reference", ROOT / "solutions/conv_layers/oracle_reference.py")
+_module = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(_module)
+reference = _module.reference  # the notebook's solution cells, executed
 HIDDEN = re.compile(r"### BEGIN HIDDEN TESTS\n(.*?)### END HIDDEN TESTS", re.S)
 
 
@@ -62,7 +67,7 @@ def verdicts(namespace: dict, seed: int = 0) -> dict:
 
 
 def test_every_hidden_test_has_an_oracle_and_the_reference_passes_them_all():
-    found = verdicts(oracle.reference(), seed=1)
+    found = verdicts(reference(), seed=1)
     assert set(found) == set(oracle.TESTS)
     assert {test: m for test, m in found.items() if m} == {}
 
@@ -87,7 +92,7 @@ VARIANTS = {
 @pytest.mark.parametrize("name", sorted(VARIANTS))
 def test_oracle_names_the_mistake_of_a_broken_variant_and_nothing_else(name):
     grade_id, old, new, test, words = VARIANTS[name]
-    found = verdicts(oracle.reference({grade_id: (old, new)}), seed=2)
+    found = verdicts(reference({grade_id: (old, new)}), seed=2)
     failing = {t for t, m in found.items() if m}
     # the convnet is built from the student's layers, so a broken layer may fail it too
     assert failing - ({"three_layer_convnet"} - {test}) == {test}, found
@@ -95,7 +100,7 @@ def test_oracle_names_the_mistake_of_a_broken_variant_and_nothing_else(name):
 
 
 def test_failure_messages_never_contain_expected_values():
-    namespace = oracle.reference({"conv_forward_naive": ("+ b[f]", "+ 2 * b[f]")})
+    namespace = reference({"conv_forward_naive": ("+ b[f]", "+ 2 * b[f]")})
     message = verdicts(namespace, seed=3)["conv_forward_naive"]
     assert "expected" not in message.split("\n")[0] or "expected shape" not in message
     case = oracle.TESTS["conv_forward_naive"].cases(np.random.default_rng(3))[0]

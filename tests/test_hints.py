@@ -1,5 +1,5 @@
 """cnncourse.testcells.hints: each classic mistake, made on purpose in a copy of the reference solution
-(taken from solutions/conv_layers/conv_layers.ipynb by its oracle.reference), is named; a right answer gets no hint."""
+(taken from solutions/conv_layers/conv_layers.ipynb by oracle_reference.reference), is named; a right answer gets no hint."""
 import importlib.util
 from pathlib import Path
 
@@ -12,18 +12,20 @@ from cnncourse.testcells.hints import (batchnorm_backward_hint, batchnorm_hint, 
                                       pool_backward_hint)
 
 ROOT = Path(__file__).resolve().parents[1]
-_spec = importlib.util.spec_from_file_location("conv_layers_oracle", ROOT / "solutions/conv_layers/oracle.py")
-oracle = importlib.util.module_from_spec(_spec)
-_spec.loader.exec_module(oracle)
+_spec = importlib.util.spec_from_file_location(
+    "conv_layers_reference", ROOT / "solutions/conv_layers/oracle_reference.py")
+_module = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(_module)
+reference = _module.reference  # the notebook's solution cells, executed
 
-REF = oracle.reference()
+REF = reference()
 WINDOW = "window = xp[n, :, i * S:i * S + HH, j * S:j * S + WW]"
 PRODUCT = "out[n, f, i, j] = np.sum(window * w[f]) + b[f]"
 
 
 def broken(grade_id: str, old: str, new: str):
     """The reference function ``grade_id`` with ``old`` replaced by ``new`` in its source."""
-    return oracle.reference({grade_id: (old, new)})[grade_id]
+    return reference({grade_id: (old, new)})[grade_id]
 
 
 def conv_case(seed, x_shape=(2, 3, 6, 6), w_shape=(4, 3, 3, 3), stride=1, pad=1):

@@ -5,13 +5,10 @@ grader process, with ``torch.nn.functional`` and autograd in float64; the studen
 inputs. Failure messages name the inputs, which output is wrong and where, and -- through
 ``cnncourse.testcells.hints`` -- the recognised mistake, never an expected value.
 
-:func:`reference` also lives here (this file is never released): it executes the source notebook's solution
-cells, so benchmarks and tests use the instructor's reference without a second copy of it.
+The instructor's reference layers are in ``oracle_reference.py`` next to this file (never released either).
 """
 from __future__ import annotations
 
-import json
-from pathlib import Path
 from typing import Any, Callable
 
 import numpy as np
@@ -25,32 +22,6 @@ from cnncourse.testcells.owncode import OwnCode
 from cnncourse.testcells.wire import RaisedError
 
 RULES = OwnCode(allowed=("numpy", "math"), forbidden=("torch", "cnncourse"))
-NOTEBOOK = Path(__file__).resolve().with_name("conv_layers.ipynb")
-
-
-# ------------------------------------------------------------------------------------------ the reference
-def reference(edits: dict[str, tuple[str, str]] | None = None, notebook: Path = NOTEBOOK) -> dict:
-    """The namespace of the notebook's solution cells and given helper cells (grade ids ``given_*``), executed
-    in order. ``edits``: ``{grade_id: (old, new)}`` replaces ``old`` (exactly once) by ``new`` in that cell
-    first, e.g. ``{"conv_backward_naive": ("+=", "=")}``: a deliberately broken variant for tests."""
-    edits = dict(edits or {})
-    namespace: dict = {"__name__": "conv_layers_reference"}
-    exec("import numpy as np", namespace)
-    for cell in json.loads(notebook.read_text(encoding="utf-8"))["cells"]:
-        meta = cell.get("metadata", {}).get("nbgrader", {})
-        grade_id = meta.get("grade_id", "")
-        if cell["cell_type"] != "code" or not (meta.get("solution") or grade_id.startswith("given_")):
-            continue
-        source = "".join(cell["source"])
-        if grade_id in edits:
-            old, new = edits.pop(grade_id)
-            if source.count(old) != 1:
-                raise ValueError(f"cell {grade_id} contains {old!r} {source.count(old)} times, not once")
-            source = source.replace(old, new)
-        exec(compile(source, f"<{notebook.name}:{grade_id}>", "exec"), namespace)
-    if edits:
-        raise ValueError(f"no solution cells named {sorted(edits)} in {notebook}")
-    return namespace
 
 
 # ------------------------------------------------------------------------------------------ helpers
