@@ -97,6 +97,15 @@ def test_secret_from_env_or_a_private_file(tmp_path, monkeypatch, capsys):
     assert course_secret(tmp_path) == first  # kept, not regenerated
 
 
+def test_workers_starting_together_share_one_secret(tmp_path, monkeypatch):
+    from concurrent.futures import ThreadPoolExecutor
+
+    monkeypatch.delenv(ENV_VAR, raising=False)
+    with ThreadPoolExecutor(8) as pool:
+        got = set(pool.map(lambda _: course_secret(tmp_path), range(32)))
+    assert len(got) == 1 and [p.name for p in secret_path(tmp_path).parent.iterdir()] == ["secret"]
+
+
 def test_seeds_are_stable_per_student_and_differ_between_students_and_tests():
     seed = student_seed(b"s", "a1", "alice", "t")
     assert seed == student_seed(b"s", "a1", "alice", "t")

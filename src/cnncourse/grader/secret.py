@@ -12,6 +12,7 @@ import hmac
 import os
 import secrets
 import sys
+import tempfile
 from pathlib import Path
 
 __all__ = ["course_secret", "secret_path", "student_seed", "ENV_VAR"]
@@ -31,17 +32,29 @@ def course_secret(root: str | Path) -> bytes:
         return value.encode("utf-8")
     path = secret_path(root)
     if not path.exists():
-        path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        with os.fdopen(fd, "w") as f:
-            f.write(secrets.token_hex(32) + "\n")
-        print(f"cnncourse: created the course secret {path} (mode 0600). Hidden-test inputs of every student "
-              "derive from it: keep it, back it up, never commit or share it.", file=sys.stderr)
+        _create(path)
     text = path.read_text(encoding="utf-8").strip()
     if not text:
         raise ValueError(f"the course secret file {path} is empty: delete it to create a new one, or set "
                          f"{ENV_VAR}")
     return text.encode("utf-8")
+
+
+def _create(path: Path) -> None:
+    """Write a new random secret to ``path`` (0600) atomically: grader workers starting together all end up
+    reading the one that was linked first."""
+    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".secret-")  # mode 0600
+    try:
+        with os.fdopen(fd, "w") as f:
+            f.write(secrets.token_hex(32) + "\n")
+        os.link(tmp, path)
+    except FileExistsError:
+        return  # another worker created it first
+    finally:
+        os.unlink(tmp)
+    print(f"cnncourse: created the course secret {path} (mode 0600). Hidden-test inputs of every student derive "
+          "from it: keep it, back it up, never commit or share it.", file=sys.stderr)
 
 
 def student_seed(secret: bytes, assignment: str, student: str, test: str) -> int:
