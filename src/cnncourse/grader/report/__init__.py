@@ -18,6 +18,8 @@ from cnncourse.grader.report.similarity import Pair, Settings
 
 __all__ = ["Report", "build", "write", "summary_text", "Settings"]
 
+MAX_SIDE_BY_SIDE = 40  # pairs shown with their code on the page (all pairs are in similar_pairs.csv)
+
 
 @dataclass
 class Report:
@@ -47,7 +49,7 @@ def _starters(root: Path, assignment: str) -> dict[str, str]:
 def compare_code(root: Path, data: ClassData, settings: Settings) -> tuple[list[Pair], int]:
     """Similar pairs among the submitted notebooks of the students with a submission; and how many
     submissions had code to compare."""
-    starters = _starters(root, data.assignment)
+    starters = similarity.starter_statements(_starters(root, data.assignment))
     cells = {}
     for student, sub in data.submissions.items():
         if sub.status == data_mod.MISSING:
@@ -59,7 +61,7 @@ def compare_code(root: Path, data: ClassData, settings: Settings) -> tuple[list[
             cells[student] = found
     prints = {s: similarity.fingerprint(c, starters, settings.k) for s, c in cells.items()}
     pairs = similarity.similar_pairs(prints, settings)
-    for p in pairs:
+    for p in pairs[:MAX_SIDE_BY_SIDE]:
         p.functions = similarity.side_by_side(p, cells)
     return pairs, len(cells)
 

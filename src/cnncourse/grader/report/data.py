@@ -63,43 +63,80 @@ def _notebook_order(crs: Course, assignment: str) -> dict[tuple[str, str], int]:
     return order
 
 
-def _from_gradebook(crs: Course, assignment: str) -> tuple[float, list[Question], dict[str, Submission]]:
-    from nbgrader.api import (BaseCell, Gradebook, Grade, MissingEntry, Notebook, SubmittedAssignment,
-                              SubmittedNotebook)
+def _tables():
+    """The columns the report reads of nbgrader's gradebook schema (SQLAlchemy Core; the types make
+    SQLite's and PostgreSQL's dates and intervals read the same)."""
+    from sqlalchemy import Column, DateTime, Float, Interval, MetaData, String, Table
 
-    with Gradebook(crs.db_url, crs.course_id) as gb:
-        try:
-            a = gb.find_assignment(assignment)
-        except MissingEntry:
-            raise course.CourseError(f"the gradebook ({crs.db_url.split('@')[-1]}) has no assignment "
-                                     f"{assignment!r}: grade it first with `cnncourse grade {assignment}`") from None
-        multi = len(a.notebooks) > 1
-        questions = [Question(nb.name, c.name, float(c.max_score), f"{nb.name}:{c.name}" if multi else c.name)
-                     for nb in a.notebooks for c in nb.grade_cells]
-        order = _notebook_order(crs, assignment)
-        questions.sort(key=lambda q: (q.notebook, order.get((q.notebook, q.grade_id), 1 << 30), q.grade_id))
-        label = {(q.notebook, q.grade_id): q.label for q in questions}
-        subs = {s.id: Submission(s.id, MISSING) for s in gb.students}
-        rows = (gb.db.query(SubmittedAssignment.student_id, SubmittedAssignment.timestamp,
-                            SubmittedAssignment.extension)
-                .filter(SubmittedAssignment.assignment_id == a.id).all())
-        for student, stamp, extension in rows:
-            due = a.duedate + extension if a.duedate is not None and extension is not None else a.duedate
-            late = max(0.0, (stamp - due).total_seconds()) if stamp is not None and due is not None else 0.0
-            subs[student] = Submission(student, "graded", seconds_late=late)
-        grades = (gb.db.query(SubmittedAssignment.student_id, Notebook.name, BaseCell.name, Grade.score)
-                  .join(SubmittedNotebook, Grade.notebook_id == SubmittedNotebook.id)
-                  .join(SubmittedAssignment, SubmittedNotebook.assignment_id == SubmittedAssignment.id)
-                  .join(Notebook, SubmittedNotebook.notebook_id == Notebook.id)
-                  .join(BaseCell, Grade.cell_id == BaseCell.id)
-                  .filter(SubmittedAssignment.assignment_id == a.id).all())
-        for student, nb_name, cell, score in grades:
-            if (nb_name, cell) in label:
-                subs[student].points[label[(nb_name, cell)]] = float(score or 0.0)
-        max_score = float(a.max_score)
+    md = MetaData()
+    s = String(128)
+    return {
+        "assignment": Table("assignment", md, Column("id", s), Column("name", s), Column("duedate", DateTime),
+                            Column("course_id", s)),
+        "notebook": Table("notebook", md, Column("id", s), Column("name", s), Column("assignment_id", s)),
+        "base_cell": Table("base_cell", md, Column("id", s), Column("name", s), Column("notebook_id", s)),
+        "grade_cells": Table("grade_cells", md, Column("id", s), Column("max_score", Float)),
+        "student": Table("student", md, Column("id", s)),
+        "submitted_assignment": Table("submitted_assignment", md, Column("id", s), Column("assignment_id", s),
+                                      Column("student_id", s), Column("timestamp", DateTime),
+                                      Column("extension", Interval)),
+        "submitted_notebook": Table("submitted_notebook", md, Column("id", s), Column("assignment_id", s),
+                                    Column("notebook_id", s)),
+        "grade": Table("grade", md, Column("cell_id", s), Column("notebook_id", s), Column("auto_score", Float),
+                       Column("manual_score", Float), Column("extra_credit", Float)),
+    }
+
+
+def _from_gradebook(crs: Course, assignment: str) -> tuple[float, list[Question], dict[str, Submission]]:
+    """Questions, roster, lateness and points per question. Read with SQLAlchemy Core from nbgrader's tables
+    rather than ``nbgrader.api``: importing nbgrader loads its Jupyter server extensions (4-9 s here), more
+    than the whole report of a 300-student class; scores follow nbgrader's rule (manual score if set, else
+    the autograder's, plus extra credit)."""
+    from sqlalchemy import create_engine, select
+
+    t = _tables()
+    a, nb, bc, gc, sa, sn, g = (t[k] for k in ("assignment", "notebook", "base_cell", "grade_cells",
+                                               "submitted_assignment", "submitted_notebook", "grade"))
+    engine = create_engine(crs.db_url)
+    try:
+        with engine.connect() as conn:
+            found = conn.execute(select(a.c.id, a.c.duedate).where(a.c.name == assignment,
+                                                                    a.c.course_id == crs.course_id)).first()
+            if found is None:
+                raise course.CourseError(f"the gradebook ({crs.db_url.split('@')[-1]}) has no assignment "
+                                         f"{assignment!r} in course {crs.course_id!r}: grade it first with "
+                                         f"`cnncourse grade {assignment}`")
+            aid, due = found
+            cells = conn.execute(select(nb.c.name, bc.c.name, gc.c.max_score).select_from(
+                gc.join(bc, gc.c.id == bc.c.id).join(nb, bc.c.notebook_id == nb.c.id)).where(
+                nb.c.assignment_id == aid)).all()
+            roster = [r[0] for r in conn.execute(select(t["student"].c.id))]
+            subs_rows = conn.execute(select(sa.c.student_id, sa.c.timestamp, sa.c.extension).where(
+                sa.c.assignment_id == aid)).all()
+            grades = conn.execute(select(sa.c.student_id, nb.c.name, bc.c.name, g.c.auto_score, g.c.manual_score,
+                                         g.c.extra_credit).select_from(
+                g.join(sn, g.c.notebook_id == sn.c.id).join(sa, sn.c.assignment_id == sa.c.id)
+                .join(nb, sn.c.notebook_id == nb.c.id).join(bc, g.c.cell_id == bc.c.id)).where(
+                sa.c.assignment_id == aid)).all()
+    finally:
+        engine.dispose()
+    multi = len({n for n, _, _ in cells}) > 1
+    questions = [Question(n, c, float(m or 0.0), f"{n}:{c}" if multi else c) for n, c, m in cells]
+    order = _notebook_order(crs, assignment)
+    questions.sort(key=lambda q: (q.notebook, order.get((q.notebook, q.grade_id), 1 << 30), q.grade_id))
+    label = {(q.notebook, q.grade_id): q.label for q in questions}
+    subs = {s: Submission(s, MISSING) for s in roster}
+    for student, stamp, extension in subs_rows:
+        deadline = due + extension if due is not None and extension is not None else due
+        late = max(0.0, (stamp - deadline).total_seconds()) if stamp is not None and deadline is not None else 0.0
+        subs[student] = Submission(student, "graded", seconds_late=late)
+    for student, nb_name, cell, auto, manual, extra in grades:
+        if (nb_name, cell) in label:
+            score = (manual if manual is not None else auto or 0.0) + (extra or 0.0)
+            subs[student].points[label[(nb_name, cell)]] = float(score)
     for sub in subs.values():
         sub.score = sum(sub.points.values())
-    return max_score, questions, subs
+    return sum(q.max_score for q in questions), questions, subs
 
 
 def _merge_journal(crs: Course, assignment: str, questions: list[Question], subs: dict[str, Submission]) -> None:

@@ -8,23 +8,25 @@ import numpy as np
 from cnncourse.grader.report.stats import UNRECOGNISED, Distribution, TestStats
 
 
+def _figure(width: float, height: float):
+    """A bare Agg figure and its axes (no pyplot: no backend set-up, no global figure list)."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(width, height))
+    FigureCanvasAgg(fig)
+    return fig, fig.add_subplot()
+
+
 def _png(fig) -> bytes:
     buf = io.BytesIO()
     fig.savefig(buf, format="png", dpi=100, bbox_inches="tight")
-    import matplotlib.pyplot as plt
-
-    plt.close(fig)
     return buf.getvalue()
 
 
 def histogram(dist: Distribution) -> bytes:
     """Histogram of the graded students' total scores, with the mean and the quartiles marked."""
-    import matplotlib
-
-    matplotlib.use("Agg", force=False)
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(6.4, 3.0))
+    fig, ax = _figure(6.4, 3.0)
     top = max(dist.max_score, float(dist.scores.max()) if len(dist.scores) else 0.0, 1.0)
     bins = np.linspace(0, top, min(21, int(top) + 2) if top >= 1 else 11)
     ax.hist(dist.scores, bins=bins, color="#4c72b0", edgecolor="white")
@@ -42,14 +44,12 @@ def histogram(dist: Distribution) -> bytes:
 
 def test_bars(tests: list[TestStats]) -> bytes:
     """One horizontal bar per test: passed, then each recognised mistake, then unrecognised failures."""
-    import matplotlib
-
-    matplotlib.use("Agg", force=False)
-    import matplotlib.pyplot as plt
+    from matplotlib import colormaps
+    from matplotlib.patches import Rectangle
 
     labels = sorted({m for t in tests for m, _ in t.mistakes} - {UNRECOGNISED})
-    colours = dict(zip(labels, plt.get_cmap("tab10").colors * 10))
-    fig, ax = plt.subplots(figsize=(8.0, 0.45 * len(tests) + 1.6))
+    colours = dict(zip(labels, colormaps["tab10"].colors * 10))
+    fig, ax = _figure(8.0, 0.45 * len(tests) + 1.6)
     for i, t in enumerate(tests):
         left = t.recorded - t.failed
         ax.barh(i, left, color="#55a868")
@@ -60,7 +60,7 @@ def test_bars(tests: list[TestStats]) -> bytes:
     ax.invert_yaxis()
     ax.set_xlabel("students (green: passed; coloured: recognised mistake; grey: unrecognised)")
     ax.set_title("Tests: passes and the mistakes behind the failures")
-    handles = [plt.Rectangle((0, 0), 1, 1, color=colours[m]) for m in labels]
+    handles = [Rectangle((0, 0), 1, 1, color=colours[m]) for m in labels]
     if handles:
         ax.legend(handles, [m[:60] for m in labels], loc="upper center", bbox_to_anchor=(0.5, -0.25),
                   fontsize=7, frameon=False, ncol=1)

@@ -101,6 +101,8 @@ def _similarity(r) -> list[str]:
     out.append("<p>Clusters: " + "; ".join(escape(", ".join(c)) for c in r.clusters) + "</p>")
     for p in r.pairs:
         out.append(f"<h3>{escape(p.a)} and {escape(p.b)}: similarity {p.score:.2f} ({p.shared} fragments)</h3>")
+        if not p.functions:
+            out.append("<p>(code not shown: more pairs than the page shows; see similar_pairs.csv)</p>")
         for name, (a, b) in p.functions.items():
             out.append(f"<p><code>{escape(name)}</code></p><div class='pair'><pre>{escape(a)}</pre>"
                        f"<pre>{escape(b)}</pre></div>")

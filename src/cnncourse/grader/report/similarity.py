@@ -86,10 +86,11 @@ def functions(source: str) -> dict[str, tuple[list[ast.stmt], str]]:
     def visit(nodes, prefix=""):
         for node in nodes:
             if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
-                out[prefix + node.name] = (_body(node), ast.get_source_segment(source, node) or "")
+                out[prefix + node.name] = (_body(node), "\n".join(lines[node.lineno - 1:node.end_lineno]))
             elif isinstance(node, ast.ClassDef):
                 visit(node.body, prefix + node.name + ".")
 
+    lines = source.splitlines()
     visit(tree.body)
     return out
 
@@ -125,15 +126,20 @@ def tokens(node: ast.AST) -> list[str]:
     return out
 
 
-def fingerprint(cells: dict[str, str], starters: dict[str, str], k: int) -> dict[str, set[int]]:
+def starter_statements(starters: dict[str, str]) -> dict[str, set[str]]:
+    """``{grade_id/function: dumps of its body statements}`` of the released cells (``{grade_id: source}``)."""
+    return {f"{g}/{name}": {ast.dump(s) for s in body} for g, src in starters.items()
+            for name, (body, _) in functions(src).items()}
+
+
+def fingerprint(cells: dict[str, str], starters: dict[str, set[str]], k: int) -> dict[str, set[int]]:
     """``{function: set of k-gram hashes}`` of a student's solution cells (``{grade_id: source}``), without
-    the statements of the starter code (``starters``: ``{grade_id: released source}``)."""
+    the statements of the starter code (``starters`` from :func:`starter_statements`)."""
     out: dict[str, set[int]] = {}
     for grade_id, source in cells.items():
-        start = functions(starters.get(grade_id, ""))
         for name, (body, _) in functions(source).items():
-            given = {ast.dump(s) for s in start.get(name, ([], ""))[0]}
-            toks = [t for s in body if ast.dump(s) not in given for t in tokens(s)]
+            given = starters.get(f"{grade_id}/{name}", set())
+            toks = [t for s in body if not given or ast.dump(s) not in given for t in tokens(s)]
             out[f"{grade_id}/{name}"] = {hash(tuple(toks[i:i + k])) for i in range(len(toks) - k + 1)}
     return out
 
