@@ -1,7 +1,7 @@
 """cnncourse: the Python package behind a Jupyter course on convolutional neural networks.
 
 Each module has one job (see DESIGN.md): ``arithmetic`` (sizes, parameters, FLOPs), ``layers``
-(NumPy reference layers), ``models``, ``data``, ``train``, ``pretrained`` (the small digits checkpoint
+(input checks for NumPy layers; the answers are not shipped), ``models``, ``data``, ``train``, ``pretrained`` (the small digits checkpoint
 of the transfer-learning assignment, rebuilt offline), ``plotting``, ``widgets``, ``testcells/`` (what
 test cells run in the student's kernel), ``course`` (finding the course, release), ``grader/`` (validating and grading a class, every student
 kernel sandboxed) and ``cli`` (the
