@@ -243,16 +243,26 @@ def cmd_feedback(args: argparse.Namespace) -> int:
 
 
 def cmd_export(args: argparse.Namespace) -> int:
-    """Export grades: one row per student, each assignment's total and per-question points."""
+    """Export grades: one row per student, each assignment's total, per-question points and per-test result
+    and recognised mistake; or, with --format canvas|moodle, the totals as that LMS's grade import
+    (students mapped by --roster FILE, see README 'Grading a class')."""
+    from cnncourse.grader import lms
     from cnncourse.grader.export import export_rows, render
 
     root = _root(args)
     columns, rows = export_rows(root, args.db, args.assignment or None)
-    text = render(columns, rows, args.format)
+    if args.format in lms.FORMATS:
+        roster = lms.read_roster(Path(args.roster)) if args.roster else None
+        columns, rows = lms.lms_table(args.format, rows, [c for c in columns[3:] if ":" not in c], roster)
+        text = lms.render_csv(columns, rows)
+    else:
+        text = render(columns, rows, args.format)
     if args.output == "-":
         sys.stdout.write(text)
         return 0
-    out = Path(args.output) if args.output else root / "reports" / f"grades.{args.format}"
+    suffix = args.format if args.format == "json" else "csv"
+    out = Path(args.output) if args.output else root / "reports" / (
+        f"grades.{suffix}" if args.format in ("csv", "json") else f"grades-{args.format}.csv")
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(text)
     print(f"{len(rows)} student(s) -> {out}")
@@ -312,7 +322,10 @@ def _add_grading_commands(sub: argparse._SubParsersAction) -> None:
 
     p = sub.add_parser("export", help="grades to CSV", description=cmd_export.__doc__)
     p.add_argument("--assignment", action="append", help="only this assignment (repeatable)")
-    p.add_argument("--format", choices=("csv", "json"), default="csv")
+    p.add_argument("--format", choices=("csv", "json", "canvas", "moodle"), default="csv",
+                   help="csv/json: everything; canvas/moodle: that LMS's grade import CSV")
+    p.add_argument("--roster", help="CSV mapping nbgrader student ids to LMS ids (column 'student' plus name, "
+                   "canvas_id, sis_user_id, sis_login_id, section, email, id_number)")
     p.add_argument("--output", "-o", help="file to write (default reports/grades.FORMAT; '-' for stdout)")
     p.add_argument("--db", help="gradebook SQLAlchemy URL")
     p.set_defaults(func=cmd_export)

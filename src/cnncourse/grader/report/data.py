@@ -139,24 +139,35 @@ def _from_gradebook(crs: Course, assignment: str) -> tuple[float, list[Question]
     return sum(q.max_score for q in questions), questions, subs
 
 
-def _merge_journal(crs: Course, assignment: str, questions: list[Question], subs: dict[str, Submission]) -> None:
-    """Status, time, message and per-test results from the journal entries (students graded by
-    ``cnncourse grade``); a submission in the gradebook without an entry keeps status ``graded``."""
+def journal_entries(crs: Course, assignment: str) -> dict[str, dict]:
+    """``{student: journal entry}`` of an assignment (unreadable entries skipped)."""
     folder = crs.journal_dir(assignment)
-    multi = len({q.notebook for q in questions}) > 1
+    out = {}
     for path in sorted(folder.glob("*.json")) if folder.is_dir() else []:
         try:
             entry = json.loads(path.read_text())
         except (OSError, ValueError):
             continue
-        student = entry.get("student") or path.stem
+        out[entry.get("student") or path.stem] = entry
+    return out
+
+
+def entry_tests(entry: dict, multi: bool) -> dict[str, dict]:
+    """The per-test results of a journal entry keyed like the questions (``notebook:grade_id`` if ``multi``)."""
+    return {f"{nb}:{gid}" if multi else gid: result for nb, tests in (entry.get("tests") or {}).items()
+            for gid, result in tests.items()}
+
+
+def _merge_journal(crs: Course, assignment: str, questions: list[Question], subs: dict[str, Submission]) -> None:
+    """Status, time, message and per-test results from the journal entries (students graded by
+    ``cnncourse grade``); a submission in the gradebook without an entry keeps status ``graded``."""
+    multi = len({q.notebook for q in questions}) > 1
+    for student, entry in journal_entries(crs, assignment).items():
         sub = subs.setdefault(student, Submission(student, entry.get("status", "graded")))
         sub.status = entry.get("status") or sub.status
         sub.seconds = float(entry.get("seconds") or 0.0)
         sub.message = entry.get("message") or ""
-        for nb_name, tests in (entry.get("tests") or {}).items():
-            for grade_id, result in tests.items():
-                sub.tests[f"{nb_name}:{grade_id}" if multi else grade_id] = result
+        sub.tests.update(entry_tests(entry, multi))
 
 
 def load_class(root: Path, assignment: str, db_url: str | None = None) -> ClassData:
