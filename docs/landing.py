@@ -37,7 +37,7 @@ def time_estimate(nb: nbformat.NotebookNode, extra_minutes: int = 0) -> str:
         for line in cell.source.splitlines():
             stated = re.fullmatch(r"\s*\*([^*]+)\*\s*", line)
             if stated and re.search(r"\b(min|minutes?|hours?|h)\b", stated.group(1)):
-                return stated.group(1).strip()
+                return re.sub(r"^Time:\s*", "", stated.group(1).strip())
     minutes = _words(nb) / WORDS_PER_MINUTE + extra_minutes
     minutes = max(5, int(round(minutes / 5.0)) * 5)
     text = f"about {minutes} min" if minutes < 90 else f"about {minutes / 60:.1f} h"
