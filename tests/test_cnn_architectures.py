@@ -41,8 +41,9 @@ def test_notebook_states_the_graders_design_settings(oracle):
 
 
 def test_the_own_code_rule_is_checked_by_a_visible_test(oracle):
-    assert 'check_notebook("cnn_architectures.ipynb", OwnCode(forbidden=("cnncourse",)))' in cells("test_shortcut_a")
-    assert oracle.RULES.forbidden == ("cnncourse",)
+    assert 'check_notebook("cnn_architectures.ipynb", OwnCode(forbidden=("cnncourse", "data", "train")))' in \
+        cells("test_shortcut_a")
+    assert oracle.RULES.forbidden == ("cnncourse", "data", "train")
 
 
 def test_no_graded_answer_ships_in_the_package():
