@@ -97,8 +97,9 @@ def problems(sources: list[str], rule: OwnCode) -> list[str]:
                 if node.id == "get_ipython" and rule.magics:
                     continue
                 if node.id in _DYNAMIC_NAMES:
-                    what = "IPython magics and shell commands" if node.id == "get_ipython" else f"`{node.id}`"
-                    found.append(f"{where}: {what} not allowed")
+                    what = "`get_ipython` (IPython magics and shell commands)" if node.id == "get_ipython" \
+                        else f"`{node.id}`"
+                    found.append(f"{where}: {what} is not allowed")
                 elif _under(node.id, tuple(rule.forbidden)):
                     found.append(f"{where}: uses `{node.id}`, which is not allowed")
             elif isinstance(node, ast.Attribute) and node.attr in _INTERNAL_ATTRS:
