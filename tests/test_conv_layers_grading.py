@@ -102,13 +102,13 @@ def test_oracle_names_the_mistake_of_a_broken_variant_and_nothing_else(name):
 def test_failure_messages_never_contain_expected_values():
     namespace = reference({"conv_forward_naive": ("+ b[f]", "+ 2 * b[f]")})
     message = verdicts(namespace, seed=3)["conv_forward_naive"]
-    assert "expected" not in message.split("\n")[0] or "expected shape" not in message
+    assert "entries differ" in message and "got" in message  # where and what the student returned ...
     case = oracle.TESTS["conv_forward_naive"].cases(np.random.default_rng(3))[0]
     x, w, b, p = case["args"]
     import torch
     import torch.nn.functional as F
     right = F.conv2d(*(torch.tensor(a) for a in (x, w, b)), stride=p["stride"], padding=p["padding"]).numpy()
-    for value in right.ravel()[:20]:
+    for value in right.ravel():  # ... but no expected value
         assert f"{value:.6g}" not in message
 
 
