@@ -88,8 +88,10 @@ def test_finds_the_planted_copies_and_no_others(synthetic):
 
 
 def test_normalisation_ignores_names_comments_docstrings_and_starter():
-    a = 'def f(x, w):\n    """Doc."""\n    out = []\n    for i in range(3):  # loop\n        out.append(x[i] * w)\n    return out'
-    b = 'def f(p, q):\n    """Other words."""\n    res = []\n    # a comment\n    for j in range(3):\n        res.append(p[j] * q)\n    return res'
+    a = ('def f(x, w):\n    """Doc."""\n    out = []\n    for i in range(3):  # loop\n'
+         "        out.append(x[i] * w)\n    return out")
+    b = ('def f(p, q):\n    """Other words."""\n    res = []\n    # a comment\n    for j in range(3):\n'
+         "        res.append(p[j] * q)\n    return res")
     c = a.replace("x[i] * w", "x[i] + w")
     assert similarity.fingerprint({"f": a}, {}, 5) == similarity.fingerprint({"f": b}, {}, 5)
     assert similarity.fingerprint({"f": a}, {}, 5) != similarity.fingerprint({"f": c}, {}, 5)

@@ -8,6 +8,16 @@ import numpy as np
 from cnncourse.grader.report.stats import UNRECOGNISED, Distribution, TestStats
 
 
+PASSED = "#55a868"
+MISTAKE_COLOURS = ("#dd8452", "#4c72b0", "#c44e52", "#8172b3", "#937860", "#da8bc3", "#ccb974", "#64b5cd")
+
+
+def mistake_colours(tests: list[TestStats]) -> dict[str, str]:
+    """One colour per recognised mistake (the chart's and the table's bars agree)."""
+    labels = sorted({m for t in tests for m, _ in t.mistakes} - {UNRECOGNISED})
+    return dict(zip(labels, MISTAKE_COLOURS * (len(labels) // len(MISTAKE_COLOURS) + 1)))
+
+
 def _figure(width: float, height: float):
     """A bare Agg figure and its axes (no pyplot: no backend set-up, no global figure list)."""
     from matplotlib.backends.backend_agg import FigureCanvasAgg
@@ -26,9 +36,10 @@ def _png(fig) -> bytes:
 
 def histogram(dist: Distribution) -> bytes:
     """Histogram of the graded students' total scores, with the mean and the quartiles marked."""
-    fig, ax = _figure(6.4, 3.0)
+    fig, ax = _figure(5.4, 2.8)
     top = max(dist.max_score, float(dist.scores.max()) if len(dist.scores) else 0.0, 1.0)
-    bins = np.linspace(0, top, min(21, int(top) + 2) if top >= 1 else 11)
+    # one bar per whole point up to 40 points (centred on it), else 20 equal bins
+    bins = np.arange(0, np.ceil(top) + 2) - 0.5 if top <= 40 else np.linspace(0, top, 21)
     ax.hist(dist.scores, bins=bins, color="#4c72b0", edgecolor="white")
     s = dist.summary
     if s["n"]:
@@ -44,15 +55,14 @@ def histogram(dist: Distribution) -> bytes:
 
 def test_bars(tests: list[TestStats]) -> bytes:
     """One horizontal bar per test: passed, then each recognised mistake, then unrecognised failures."""
-    from matplotlib import colormaps
     from matplotlib.patches import Rectangle
 
-    labels = sorted({m for t in tests for m, _ in t.mistakes} - {UNRECOGNISED})
-    colours = dict(zip(labels, colormaps["tab10"].colors * 10))
+    colours = mistake_colours(tests)
+    labels = list(colours)
     fig, ax = _figure(8.0, 0.45 * len(tests) + 1.6)
     for i, t in enumerate(tests):
         left = t.recorded - t.failed
-        ax.barh(i, left, color="#55a868")
+        ax.barh(i, left, color=PASSED)
         for name, n in sorted(t.mistakes, key=lambda kv: kv[0] == UNRECOGNISED):
             ax.barh(i, n, left=left, color="#bbbbbb" if name == UNRECOGNISED else colours[name])
             left += n
