@@ -163,6 +163,8 @@ def test_two_pages_in_chromium(site):
 
             tab.goto((site / "lectures" / f"{lecture.stem}.html").as_uri(), wait_until="domcontentloaded")
             assert tab.locator(".output.traceback, .traceback").count() == 0, f"{lecture.name} shows an error"
+            assert tab.get_by_text("executed in SMOKE mode").first.is_visible(), "no SMOKE note at the top"
+            tab.screenshot(path=str(SHOTS / f"{lecture.stem}-top.png"))
             figure = tab.locator("div.cell_output img").first
             figure.scroll_into_view_if_needed()
             box = figure.bounding_box()
