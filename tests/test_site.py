@@ -56,7 +56,8 @@ class Page(HTMLParser):
 def site(tmp_path_factory) -> Path:
     """The site built once for these tests (executed lectures come from docs/_build/executed when unchanged)."""
     out = tmp_path_factory.mktemp("site") / "html"
-    proc = subprocess.run([sys.executable, str(ROOT / "docs" / "build.py"), "--out", str(out)],
+    # One lecture at a time: the test suite's other xdist worker keeps the second core busy.
+    proc = subprocess.run([sys.executable, str(ROOT / "docs" / "build.py"), "--out", str(out), "--jobs", "1"],
                           capture_output=True, text=True, timeout=BUILD_TIMEOUT_S, stdin=subprocess.DEVNULL)
     assert proc.returncode == 0, f"`make site` failed:\n{proc.stdout[-3000:]}\n{proc.stderr[-5000:]}"
     assert "figure without alt text" not in proc.stderr, proc.stderr[-3000:]
