@@ -133,6 +133,8 @@ def test_cli_writes_a_self_contained_page_and_csv(synthetic, tmp_path):
     assert bad.returncode == 1 and "--similarity" in bad.stderr
     unknown = run_cli(root, "report", "nope")
     assert unknown.returncode == 1 and "no assignment 'nope'" in unknown.stderr
+    nobook = run_cli(root, "report", rc.ASSIGNMENT, "--db", f"sqlite:///{tmp_path / 'none.db'}")
+    assert nobook.returncode == 1 and "no gradebook at" in nobook.stderr and not (tmp_path / "none.db").exists()
 
 
 def test_export_per_test_columns_and_lms_formats(synthetic, tmp_path):

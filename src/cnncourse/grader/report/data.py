@@ -93,17 +93,27 @@ def _from_gradebook(crs: Course, assignment: str) -> tuple[float, list[Question]
     than the whole report of a 300-student class; scores follow nbgrader's rule (manual score if set, else
     the autograder's, plus extra credit)."""
     from sqlalchemy import create_engine, select
+    from sqlalchemy.exc import SQLAlchemyError
 
+    where = crs.db_url.split("@")[-1]  # never print a password
+    if crs.db_url.startswith("sqlite:///") and not Path(crs.db_url[len("sqlite:///"):]).is_file():
+        raise course.CourseError(f"no gradebook at {where}: grade the class first (`cnncourse grade "
+                                 f"{assignment}`) or give the gradebook with --db URL")
     t = _tables()
     a, nb, bc, gc, sa, sn, g = (t[k] for k in ("assignment", "notebook", "base_cell", "grade_cells",
                                                "submitted_assignment", "submitted_notebook", "grade"))
     engine = create_engine(crs.db_url)
     try:
-        with engine.connect() as conn:
+        conn = engine.connect()
+    except SQLAlchemyError as exc:
+        raise course.CourseError(f"cannot open the gradebook {where}: {type(exc).__name__}: "
+                                 f"{str(exc).splitlines()[0]}") from None
+    try:
+        with conn:
             found = conn.execute(select(a.c.id, a.c.duedate).where(a.c.name == assignment,
                                                                     a.c.course_id == crs.course_id)).first()
             if found is None:
-                raise course.CourseError(f"the gradebook ({crs.db_url.split('@')[-1]}) has no assignment "
+                raise course.CourseError(f"the gradebook ({where}) has no assignment "
                                          f"{assignment!r} in course {crs.course_id!r}: grade it first with "
                                          f"`cnncourse grade {assignment}`")
             aid, due = found
@@ -118,6 +128,9 @@ def _from_gradebook(crs: Course, assignment: str) -> tuple[float, list[Question]
                 g.join(sn, g.c.notebook_id == sn.c.id).join(sa, sn.c.assignment_id == sa.c.id)
                 .join(nb, sn.c.notebook_id == nb.c.id).join(bc, g.c.cell_id == bc.c.id)).where(
                 sa.c.assignment_id == aid)).all()
+    except SQLAlchemyError as exc:  # not an nbgrader gradebook, or a broken one
+        raise course.CourseError(f"cannot read the gradebook {where} (is it nbgrader's?): "
+                                 f"{str(exc).splitlines()[0]}") from None
     finally:
         engine.dispose()
     multi = len({n for n, _, _ in cells}) > 1
