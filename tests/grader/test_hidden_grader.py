@@ -133,6 +133,19 @@ def test_place_cases_writes_per_student_inputs_only(course):
     assert [wire.decode(c) for c in placed["tests"]["square"]] == alice
 
 
+def test_place_cases_sends_only_the_call_inputs_to_the_kernel(course):
+    """Keys of a case other than args/kwargs (labels kept for the check) never reach the kernel's file."""
+    oracle_file = course / "solutions" / "sq" / "oracle.py"
+    oracle_file.write_text(ORACLE.replace('"kwargs": {}}', '"kwargs": {}, "label": 12345}'))
+    resources = resources_for(course)
+    run_place(course, notebook("x * x"), resources)
+    placed = json.loads(open(os.path.join(resources["metadata"]["path"], hidden.CASES_FILE)).read())
+    sent = [wire.decode(c) for c in placed["tests"]["square"]]
+    assert sent and all(set(c) == {"args", "kwargs"} for c in sent)
+    assert "12345" not in json.dumps(placed)
+    assert all(case["label"] == 12345 for case in student_cases(load_oracle(course, "sq"), "square", "alice", course))
+
+
 def test_check_answers_passes_right_answers_and_removes_them(course):
     cell, record = grade(course, notebook("x * x"), lambda x: x * x)
     assert cell.outputs == [] and record == {"passed": True, "message": "", "hint": None}
@@ -198,6 +211,8 @@ def test_breaking_the_own_code_rule_gives_no_hidden_points(course):
     ("%timeit f(1)", "magics"),
     ("y = torch.zeros(3)", "uses `torch`"),
     ("def broken(:", ""),  # not valid Python: it runs nothing
+    ("def f(model):\n    return list(model.modules())", ""),  # an everyday torch idiom stays allowed
+    ("import math\ndef f():\n    return math.sys", "`.sys`"),  # sys.modules reached through another module
 ])
 def test_own_code_rule(source, found):
     rule = OwnCode(allowed=("math",), forbidden=("torch", "cnncourse"))

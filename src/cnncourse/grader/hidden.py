@@ -90,7 +90,9 @@ class PlaceCases(HiddenTestsPreprocessor):
         if oracle is None:
             raise FileNotFoundError(f"{assignment}: test cells call hidden.check but solutions/{assignment}/"
                                     f"oracle.py is missing under {self._root()}")
-        tests = {name: [wire.encode(case) for case in student_cases(oracle, name, student, self._root())]
+        # only the call's inputs reach the kernel: other keys of a case (labels, notes) stay in the grader
+        tests = {name: [wire.encode({"args": case["args"], "kwargs": case["kwargs"]})
+                        for case in student_cases(oracle, name, student, self._root())]
                  for name in dict.fromkeys(names)}
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
         with os.fdopen(fd, "w", encoding="utf-8") as f:

@@ -27,7 +27,7 @@ _INTROSPECTION_MODULES = ("importlib", "builtins", "sys", "gc", "inspect", "ctyp
                           "pickle", "marshal", "types", "code", "codeop", "pydoc", "dis", "linecache", "IPython")
 _INTERNAL_ATTRS = frozenset({"__globals__", "__code__", "__closure__", "__builtins__", "__subclasses__",
                              "__loader__", "__spec__", "f_back", "f_globals", "f_locals", "f_builtins",
-                             "tb_frame", "gi_frame", "cr_frame", "ag_frame", "modules", "__dict__", "__class__",
+                             "tb_frame", "gi_frame", "cr_frame", "ag_frame", "sys", "__dict__", "__class__",
                              "__bases__", "__base__", "__mro__"})
 
 
