@@ -81,7 +81,7 @@ def test_finds_the_planted_copies_and_no_others(synthetic):
     assert r.clusters == [["s07", "s19"]]
     (pair,) = r.pairs
     assert (pair.a, pair.b) == ("s07", "s19") and pair.score >= r.settings.threshold
-    assert set(pair.functions) == {"conv1d/conv1d", "max_pool/max_pool", "out_size/out_size"}
+    assert set(pair.functions) == {"conv1d/conv1d", "max_pool/max_pool"}  # not out_size: the usual answer
     assert "while pos + k <= len(x)" in pair.functions["conv1d/conv1d"][0]
     assert "while i + n <= len(x)" in pair.functions["conv1d/conv1d"][1]
     assert r.compared == len(rc.CLASS) - 2  # the missing student and the unreadable notebook have no code

@@ -111,6 +111,7 @@ def _similarity(r) -> list[str]:
         if not p.functions:
             out.append("<p>(code not shown: more pairs than the page shows; see similar_pairs.csv)</p>")
         for name, (a, b) in p.functions.items():
-            out.append(f"<p><code>{escape(name)}</code></p><div class='pair'><pre>{escape(a)}</pre>"
-                       f"<pre>{escape(b)}</pre></div>")
+            out.append(f"<p>cell/function <code>{escape(name)}</code></p><div class='pair'>"
+                       f"<div>{escape(p.a)}<pre>{escape(a)}</pre></div><div>{escape(p.b)}<pre>{escape(b)}</pre>"
+                       "</div></div>")
     return out

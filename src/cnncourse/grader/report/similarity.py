@@ -51,6 +51,7 @@ class Pair:
     b: str
     score: float
     shared: int
+    names: list[str] = field(default_factory=list)  # the functions that share uncommon fragments
     functions: dict[str, tuple[str, str]] = field(default_factory=dict)
 
 
@@ -162,7 +163,8 @@ def similar_pairs(prints: dict[str, dict[str, set[int]]], settings: Settings = S
     for (a, b), n in shared.items():
         score = n / (len(rare[a]) + len(rare[b]) - n)
         if n >= settings.min_shared and score >= settings.threshold:
-            pairs.append(Pair(a, b, score, n))
+            names = [f for f in prints[a] if prints[a][f] & prints[b].get(f, set()) & rare[a]]
+            pairs.append(Pair(a, b, score, n, names))
     return sorted(pairs, key=lambda p: (-p.score, p.a, p.b))
 
 
@@ -186,7 +188,7 @@ def clusters(pairs: list[Pair]) -> list[list[str]]:
 
 
 def side_by_side(pair: Pair, cells: dict[str, dict[str, str]]) -> dict[str, tuple[str, str]]:
-    """The functions both students wrote, as ``{function: (source of a, source of b)}``."""
+    """The functions that made the pair similar, as ``{function: (source of a, source of b)}``."""
     fa = {f"{g}/{n}": src for g, s in cells.get(pair.a, {}).items() for n, (_, src) in functions(s).items()}
     fb = {f"{g}/{n}": src for g, s in cells.get(pair.b, {}).items() for n, (_, src) in functions(s).items()}
-    return {name: (fa[name], fb[name]) for name in fa if name in fb}
+    return {name: (fa[name], fb[name]) for name in pair.names if name in fa and name in fb}
