@@ -1,5 +1,5 @@
-"""The ``cnncourse`` command: ``lab``, ``doctor``, ``release``, ``validate``, ``grade``, ``feedback``, ``export``
-(the grading commands call :mod:`cnncourse.grader`). Run ``cnncourse COMMAND --help`` for each."""
+"""The ``cnncourse`` command: ``lab``, ``doctor``, ``release``, ``validate``, ``grade``, ``feedback``, ``export``,
+``report`` (the grading commands call :mod:`cnncourse.grader`). Run ``cnncourse COMMAND --help`` for each."""
 from __future__ import annotations
 
 import argparse
