@@ -12,8 +12,7 @@ from collections import Counter
 import numpy as np
 import pytest
 import report_class as rc
-from helpers import run_cli
-
+from cnncourse.cli import main
 from cnncourse.grader import report
 from cnncourse.grader.report import similarity
 
@@ -26,6 +25,14 @@ def expected_label(hint: str | None) -> str:
         return "unrecognised"
     template = next(t for t in (rc.STRIDE, rc.FLIPPED, rc.SCALED) if hint.startswith(t.split("{")[0][:20]))
     return template.split(": ")[0].replace("{r}", "#")
+
+
+def cli(capsys, root, *args: str) -> tuple[int, str, str]:
+    """``cnncourse --root ROOT ARGS`` in this process (the grading tests run the real command line)."""
+    capsys.readouterr()
+    code = main(["--root", str(root), *args])
+    out, err = capsys.readouterr()
+    return code, out, err
 
 
 @pytest.fixture(scope="module")
@@ -112,11 +119,11 @@ def test_threshold_changes_the_pairs(synthetic):
         report.Settings(threshold=1.5)
 
 
-def test_cli_writes_a_self_contained_page_and_csv(synthetic, tmp_path):
+def test_cli_writes_a_self_contained_page_and_csv(synthetic, tmp_path, capsys):
     root, r = synthetic
-    proc = run_cli(root, "report", rc.ASSIGNMENT, "--output", str(tmp_path))
-    assert proc.returncode == 0, proc.stdout + proc.stderr
-    assert proc.stdout.splitlines()[:-1] == report.summary_text(r).splitlines()
+    code, out, err = cli(capsys, root, "report", rc.ASSIGNMENT, "--output", str(tmp_path))
+    assert code == 0, out + err
+    assert out.splitlines()[:-1] == report.summary_text(r).splitlines()
     page = (tmp_path / "report.html").read_text()
     assert "<script" not in page.lower() and not re.search(r"""(src|href)=["']https?:""", page)
     assert len(re.findall(r'src="data:image/png;base64,', page)) == 2
@@ -129,18 +136,17 @@ def test_cli_writes_a_self_contained_page_and_csv(synthetic, tmp_path):
     students = {row["student"]: row for row in csv.DictReader((tmp_path / "students.csv").open())}
     assert students["s01"]["test_conv1d:result"] == "the kernel is flipped"
     assert students["s31"]["status"] == "missing" and students["s23"]["status"] == "timed out"
-    bad = run_cli(root, "report", rc.ASSIGNMENT, "--similarity", "2")
-    assert bad.returncode == 1 and "--similarity" in bad.stderr
-    unknown = run_cli(root, "report", "nope")
-    assert unknown.returncode == 1 and "no assignment 'nope'" in unknown.stderr
-    nobook = run_cli(root, "report", rc.ASSIGNMENT, "--db", f"sqlite:///{tmp_path / 'none.db'}")
-    assert nobook.returncode == 1 and "no gradebook at" in nobook.stderr and not (tmp_path / "none.db").exists()
+    code, _, err = cli(capsys, root, "report", rc.ASSIGNMENT, "--similarity", "2")
+    assert code == 1 and "--similarity" in err
+    code, _, err = cli(capsys, root, "report", "nope")
+    assert code == 1 and "no assignment 'nope'" in err
+    code, _, err = cli(capsys, root, "report", rc.ASSIGNMENT, "--db", f"sqlite:///{tmp_path / 'none.db'}")
+    assert code == 1 and "no gradebook at" in err and not (tmp_path / "none.db").exists()
 
 
-def test_export_per_test_columns_and_lms_formats(synthetic, tmp_path):
+def test_export_per_test_columns_and_lms_formats(synthetic, tmp_path, capsys):
     root, _ = synthetic
-    proc = run_cli(root, "export", "-o", "-")
-    rows = {r["student"]: r for r in csv.DictReader(proc.stdout.splitlines())}
+    rows = {r["student"]: r for r in csv.DictReader(cli(capsys, root, "export", "-o", "-")[1].splitlines())}
     for s, st in GRADED.items():
         for test in rc.POINTS:
             got = rows[s][f"pools:{test}:result"], rows[s][f"pools:{test}:mistake"]
@@ -149,16 +155,16 @@ def test_export_per_test_columns_and_lms_formats(synthetic, tmp_path):
     roster.write_text("student,name,canvas_id,sis_user_id,sis_login_id,section,email,id_number\n" + "".join(
         f"{s},\"Name, {s}\",{1000 + i},S{i:04d},{s}@uni.example,A,{s}@uni.example,N{i:04d}\n"
         for i, s in enumerate(rc.CLASS)))
-    canvas = list(csv.reader(run_cli(root, "export", "--format", "canvas", "--roster", str(roster), "-o", "-")
-                             .stdout.splitlines()))
+    canvas = list(csv.reader(cli(capsys, root, "export", "--format", "canvas", "--roster", str(roster), "-o",
+                                 "-")[1].splitlines()))
     assert canvas[0] == ["Student", "ID", "SIS User ID", "SIS Login ID", "Section", "pools"]
     assert canvas[1] == ["Name, s01", "1000", "S0000", "s01@uni.example", "A", rows["s01"]["pools"]]
-    moodle = list(csv.reader(run_cli(root, "export", "--format", "moodle", "--roster", str(roster), "-o", "-")
-                             .stdout.splitlines()))
+    moodle = list(csv.reader(cli(capsys, root, "export", "--format", "moodle", "--roster", str(roster), "-o",
+                                 "-")[1].splitlines()))
     assert moodle[0] == ["ID number", "Email address", "pools"] and moodle[1][:2] == ["N0000", "s01@uni.example"]
     roster.write_text("student,name\ns01,Ada\n")
-    partial = run_cli(root, "export", "--format", "canvas", "--roster", str(roster), "-o", "-")
-    assert partial.returncode == 1 and "not in the roster: s02" in partial.stderr
+    code, _, err = cli(capsys, root, "export", "--format", "canvas", "--roster", str(roster), "-o", "-")
+    assert code == 1 and "not in the roster: s02" in err
 
 
 def test_report_of_300_students_under_10_s(tmp_path):
