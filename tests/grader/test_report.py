@@ -177,3 +177,11 @@ def test_report_of_300_students_under_10_s(tmp_path):
     print(f"report of {len(r.data.submissions)} students: {seconds:.2f} s")
     assert len(r.data.submissions) == 310 and r.statuses["graded"] == 270
     assert seconds < 10, f"the report of 310 students took {seconds:.1f} s"
+
+
+def test_an_assignment_nobody_submitted(tmp_path):
+    root = rc.build(tmp_path, students={"ada": rc.Student("missing")})
+    r = report.build(root, rc.ASSIGNMENT)
+    report.write(r, tmp_path / "out")
+    assert r.statuses["missing"] == 1 and r.distribution.summary == {"n": 0} and r.tests == [] and r.pairs == []
+    assert "pools: 1 missing" in report.summary_text(r)

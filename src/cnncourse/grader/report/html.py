@@ -3,9 +3,13 @@ from __future__ import annotations
 
 import base64
 from html import escape
+from typing import TYPE_CHECKING
 
 from cnncourse.grader.report.figures import mistake_colours
-from cnncourse.grader.report.stats import UNRECOGNISED
+from cnncourse.grader.report.stats import UNRECOGNISED, TestStats
+
+if TYPE_CHECKING:
+    from cnncourse.grader.report import Report
 
 CSS = """
 body{font-family:system-ui,-apple-system,Segoe UI,Roboto,sans-serif;margin:1.5em auto;max-width:1100px;
@@ -36,7 +40,7 @@ def _f(x: float | None, fmt: str = ".2f") -> str:
     return "–" if x is None or x != x else format(x, fmt)
 
 
-def _mistakes(t, colours: dict[str, str]) -> str:
+def _mistakes(t: TestStats, colours: dict[str, str]) -> str:
     if not t.failed:
         return ""
     parts = []
@@ -49,7 +53,7 @@ def _mistakes(t, colours: dict[str, str]) -> str:
     return "".join(parts)
 
 
-def render(r) -> str:
+def render(r: Report) -> str:
     """The page of a :class:`cnncourse.grader.report.Report`: scores and statuses, the tests with the
     mistakes behind their failures, the questions' item analysis, the slowest submissions, similar code."""
     s, d = r.distribution.summary, r.distribution
@@ -93,7 +97,7 @@ def render(r) -> str:
     return "\n".join(parts)
 
 
-def _similarity(r) -> list[str]:
+def _similarity(r: Report) -> list[str]:
     st = r.settings
     out = ["<h2>Similar submissions</h2>",
            f"<p class='warn'>A signal to review by hand, never an accusation. Graded functions are compared after "
