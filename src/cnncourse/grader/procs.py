@@ -31,8 +31,42 @@ def _pids_by_parent() -> dict[int, list[int]]:
     return children
 
 
+def _children(pid: int) -> list[int] | None:
+    """Children of ``pid`` from ``/proc/<pid>/task/*/children`` (None where the kernel lacks that file)."""
+    try:
+        tasks = os.listdir(f"/proc/{pid}/task")
+    except FileNotFoundError:
+        return []
+    except OSError:
+        return None
+    found: list[int] = []
+    for tid in tasks:
+        try:
+            with open(f"/proc/{pid}/task/{tid}/children", "rb") as f:
+                found += [int(c) for c in f.read().split()]
+        except FileNotFoundError:
+            if not os.path.exists(f"/proc/{pid}/task/{tid}"):
+                continue  # the thread ended
+            return None
+        except OSError:
+            continue
+    return found
+
+
 def descendants(pid: int) -> list[int]:
-    """All live descendants of ``pid``."""
+    """All live descendants of ``pid`` (reads only their own /proc entries where the kernel allows: the
+    process watchdog calls this four times a second)."""
+    out, todo = [], [pid]
+    while todo:
+        children = _children(todo.pop())
+        if children is None:
+            return _descendants_by_scan(pid)
+        out += children
+        todo += children
+    return out
+
+
+def _descendants_by_scan(pid: int) -> list[int]:
     tree, out, todo = _pids_by_parent(), [], [pid]
     while todo:
         for child in tree.get(todo.pop(), []):

@@ -9,11 +9,13 @@ goes on. A run that is interrupted keeps everything merged so far; the next run 
 """
 from __future__ import annotations
 
+import json
 import multiprocessing
 import multiprocessing.connection
 import os
 import shutil
 import signal
+import sys
 import tempfile
 import time
 from collections import deque
@@ -87,8 +89,6 @@ def grade(root: Path, assignment: str, students: list[str] | None = None, jobs: 
     """Autograde the submissions of ``assignment`` in parallel; returns ``{student: Result}`` for every student
     considered (already graded ones with status ``skipped``). Raises ``KeyboardInterrupt`` after stopping the
     workers when interrupted, ``CourseError`` when the sandbox cannot run or another run holds the lock."""
-    from tqdm.auto import tqdm
-
     crs = Course.load(root, db_url)
     course._check_assignment(crs.root, assignment)
     limits = limits or Limits()
@@ -106,77 +106,105 @@ def grade(root: Path, assignment: str, students: list[str] | None = None, jobs: 
         work = Path(tempfile.mkdtemp(prefix=f"cnncourse-grade-{assignment}-"))
         janitor = start_janitor(work)
         try:
-            _run(crs, assignment, todo, jobs, limits, hard, work, janitor, results, force, progress, tqdm)
+            GradingRun(crs, assignment, limits, work, janitor, hard, force, results).run(todo, jobs, progress)
         finally:
             shutil.rmtree(work, ignore_errors=True)
             os.close(janitor)
     return results
 
 
-def _give_up(crs: Course, job: Job, attempts: int) -> Result:
-    return Result(job.student, "crashed", message=f"{attempts} earlier grading runs ended while grading this "
-                  "submission; it is not tried again (--force to retry)")
+def preload(crs: Course, assignment: str) -> None:
+    """Import what every worker needs once, before forking them: the configured preprocessors and the
+    assignment's oracle (torch), so each worker starts warm instead of importing them again."""
+    from traitlets.utils.importstring import import_item
+
+    import cnncourse.grader.execute  # noqa: F401
+    from cnncourse.grader import cases
+
+    section = crs.config.Autograde if "Autograde" in crs.config else {}
+    for name in section.get("autograde_preprocessors", []):
+        if isinstance(name, str):
+            import_item(name)
+    cases.load_oracle(crs.root, assignment)
+    if "torch" in sys.modules:  # torch imports its compiler stack on the first nn.Module call: do it once here
+        import torch._dynamo  # noqa: F401
 
 
-def _run(crs, assignment, todo, jobs, limits, hard, work, janitor, results, force, progress, tqdm) -> None:
-    gradebook.fast_alembic_version()
-    template = gradebook.prepare(crs, assignment, work)
-    extra = gradebook.extensions(crs, assignment)
-    pending = deque(Job(crs, assignment, s, work / f"j{i}", template, limits,
-                        journal.log_path(crs, assignment, s), extra.get(s)) for i, s in enumerate(todo))
-    running: dict[int, tuple[multiprocessing.Process, Job, float]] = {}
-    ctx = multiprocessing.get_context("fork")
-    tqdm.monitor_interval = 0  # no monitor thread in a process that forks
-    bar = tqdm(total=len(todo), desc=f"grading {assignment}", unit="sub", disable=not progress, dynamic_ncols=True)
-    failures = 0
+class GradingRun:
+    """One run's worker pool: launches a worker per student, collects and records what each produced."""
 
-    def record(job: Job, result: Result) -> None:
-        nonlocal failures
-        finish(crs, job, result)
-        results[job.student] = result
-        failures += result.status != "graded"
-        bar.set_postfix_str(f"not clean: {failures}", refresh=False)
-        bar.update(1)
+    def __init__(self, crs: Course, assignment: str, limits: Limits, work: Path, janitor: int, hard: float,
+                 force: bool, results: dict[str, Result]):
+        self.crs, self.assignment, self.limits, self.work = crs, assignment, limits, work
+        self.janitor, self.hard, self.force, self.results = janitor, hard, force, results
+        self.running: dict[int, tuple[multiprocessing.Process, Job, float]] = {}
+        self.failures = 0
+        self.bar = None
 
-    def collect(proc, job: Job, started: float, killed: bool = False) -> None:
-        if job.result_file.is_file() and not killed:
-            import json
+    def run(self, todo: list[str], jobs: int, progress: bool) -> None:
+        """Grade ``todo`` with at most ``jobs`` workers at once (results land in ``self.results``)."""
+        from tqdm.auto import tqdm
 
-            record(job, Result(**json.loads(job.result_file.read_text())))
-            return
-        how = (f"grading was stopped after {hard:.0f} s" if killed else
-               f"the worker died ({'signal ' + str(-proc.exitcode) if (proc.exitcode or 0) < 0 else 'exit ' + str(proc.exitcode)})")
-        record(job, Result(job.student, "timed out" if killed else "crashed", seconds=time.monotonic() - started,
-                           message=f"{how}; log: {job.log_file}"))
-
-    try:
-        while pending or running:
-            while pending and len(running) < jobs:
-                job = pending.popleft()
-                earlier = journal.start_attempt(crs, assignment, job.student)
-                if earlier >= journal.GIVE_UP_AFTER and not force:
-                    record(job, _give_up(crs, job, earlier))
-                    continue
-                job.scratch.mkdir(mode=0o700)
-                proc = ctx.Process(target=_run_worker, args=(job, janitor), daemon=False)
-                proc.start()
-                running[proc.sentinel] = (proc, job, time.monotonic())
-            for sentinel in multiprocessing.connection.wait(list(running), timeout=0.5):
-                proc, job, started = running.pop(sentinel)
-                proc.join()
-                collect(proc, job, started)
-                shutil.rmtree(job.scratch, ignore_errors=True)
-            now = time.monotonic()
-            for sentinel, (proc, job, started) in list(running.items()):
-                if now - started > hard:
-                    procs.kill_tree(proc.pid)
+        gradebook.fast_alembic_version()
+        preload(self.crs, self.assignment)
+        template = gradebook.prepare(self.crs, self.assignment, self.work)
+        extra = gradebook.extensions(self.crs, self.assignment)
+        pending = deque(Job(self.crs, self.assignment, s, self.work / f"j{i}", template, self.limits,
+                            journal.log_path(self.crs, self.assignment, s), extra.get(s)) for i, s in enumerate(todo))
+        tqdm.monitor_interval = 0  # no monitor thread in a process that forks
+        self.bar = tqdm(total=len(todo), desc=f"grading {self.assignment}", unit="sub", disable=not progress,
+                        dynamic_ncols=True)
+        try:
+            while pending or self.running:
+                while pending and len(self.running) < jobs:
+                    self.launch(pending.popleft())
+                for sentinel in multiprocessing.connection.wait(list(self.running), timeout=0.5):
+                    proc, job, started = self.running.pop(sentinel)
                     proc.join()
-                    running.pop(sentinel)
-                    collect(proc, job, started, killed=True)
-    except BaseException:
-        for proc, _, _ in running.values():
-            procs.kill_tree(proc.pid)
-            proc.join()
-        raise
-    finally:
-        bar.close()
+                    self.collect(proc, job, started)
+                now = time.monotonic()
+                for sentinel, (proc, job, started) in list(self.running.items()):
+                    if now - started > self.hard:
+                        procs.kill_tree(proc.pid)
+                        proc.join()
+                        self.running.pop(sentinel)
+                        self.collect(proc, job, started, killed=True)
+        except BaseException:
+            for proc, _, _ in self.running.values():
+                procs.kill_tree(proc.pid)
+                proc.join()
+            raise
+        finally:
+            self.bar.close()
+
+    def launch(self, job: Job) -> None:
+        """Start a worker for ``job`` unless earlier runs ended while grading it (then record it as crashed)."""
+        earlier = journal.start_attempt(self.crs, self.assignment, job.student)
+        if earlier >= journal.GIVE_UP_AFTER and not self.force:
+            self.record(job, Result(job.student, "crashed", message=f"{earlier} earlier grading runs ended while "
+                                    "grading this submission; it is not tried again (--force to retry)"))
+            return
+        job.scratch.mkdir(mode=0o700)
+        proc = multiprocessing.get_context("fork").Process(target=_run_worker, args=(job, self.janitor))
+        proc.start()
+        self.running[proc.sentinel] = (proc, job, time.monotonic())
+
+    def collect(self, proc, job: Job, started: float, killed: bool = False) -> None:
+        """Record the worker's result, or a crashed / timed-out result (0 points) when it left none."""
+        if job.result_file.is_file() and not killed:
+            result = Result(**json.loads(job.result_file.read_text()))
+        else:
+            code = proc.exitcode or 0
+            how = (f"grading was stopped after {self.hard:.0f} s" if killed else
+                   f"the worker died ({f'signal {-code}' if code < 0 else f'exit {code}'})")
+            result = Result(job.student, "timed out" if killed else "crashed", seconds=time.monotonic() - started,
+                            message=f"{how}; log: {job.log_file}")
+        self.record(job, result)
+        shutil.rmtree(job.scratch, ignore_errors=True)
+
+    def record(self, job: Job, result: Result) -> None:
+        finish(self.crs, job, result)
+        self.results[job.student] = result
+        self.failures += result.status != "graded"
+        self.bar.set_postfix_str(f"not clean: {self.failures}", refresh=False)
+        self.bar.update(1)
