@@ -8,7 +8,7 @@ load unchanged with :func:`load_pretrained` -- without importing torchvision.
 Small models for CPU-sized data (8x8 digits, 28x28 MNIST, 32x32 shapes/CIFAR-10): :func:`lenet5`,
 :func:`small_cnn`, :func:`small_vgg`, :func:`resnet20` and its skip-less twin :func:`plain_net`,
 :func:`all_cnn_c` with its pooling ablation (:func:`model_c`, :func:`strided_cnn_c`,
-:func:`convpool_cnn_c`), :func:`maxpool_fc_baseline`, :func:`mlp`. Building blocks for lecture 10:
+:func:`convpool_cnn_c`), :func:`mlp`. Building blocks for lecture 10:
 :class:`DepthwiseSeparableConv`, :class:`SqueezeExcitation`, :class:`InceptionBlock`, the full
 :class:`GoogLeNet` with :class:`InceptionAux`, MobileNetV2's :class:`InvertedResidual`, EfficientNet's
 :func:`compound_scaling` with :func:`scaled_mobilenet`.
@@ -31,7 +31,7 @@ __all__ = [
     "lenet5", "alexnet", "AlexNet", "VGG", "VGG_CONFIGS", "vgg11", "vgg13", "vgg16", "vgg19", "small_vgg",
     "BasicBlock", "Bottleneck", "ResNet", "resnet18", "resnet34", "resnet50", "resnet20", "plain_net",
     "MODEL_C_VARIANTS", "model_c_family", "model_c", "strided_cnn_c", "convpool_cnn_c", "all_cnn_c",
-    "maxpool_fc_baseline", "DepthwiseSeparableConv", "SqueezeExcitation", "InceptionBlock",
+    "DepthwiseSeparableConv", "SqueezeExcitation", "InceptionBlock",
     "InceptionAux", "GOOGLENET_CONFIG", "GoogLeNet", "googlenet", "InvertedResidual", "compound_scaling",
     "round_channels", "scaled_mobilenet",
     "small_cnn", "mlp",
@@ -492,23 +492,6 @@ def all_cnn_c(num_classes: int = 10, in_channels: int = 3, widths: tuple[int, in
     global average pooling as the classifier. 1,369,738 parameters with the paper's widths (96, 192).
     """
     return model_c_family("all_cnn_c", num_classes, in_channels, widths, batch_norm, dropout)
-
-
-def maxpool_fc_baseline(num_classes: int = 10, in_channels: int = 3, widths: tuple[int, int] = (96, 192),
-                        hidden: int = 256, input_size: int = 32, batch_norm: bool = False) -> nn.Sequential:
-    """The conventional counterpart of :func:`all_cnn_c`: same 3x3 conv widths, 2x2 max pooling for
-    downsampling, and a fully connected head (flatten -> ``hidden`` -> classes)."""
-    a, b = widths
-    side = input_size // 4
-    return nn.Sequential(
-        *_conv_relu(in_channels, a, 3, padding=1, batch_norm=batch_norm),
-        *_conv_relu(a, a, 3, padding=1, batch_norm=batch_norm), nn.MaxPool2d(2),
-        *_conv_relu(a, b, 3, padding=1, batch_norm=batch_norm),
-        *_conv_relu(b, b, 3, padding=1, batch_norm=batch_norm), nn.MaxPool2d(2),
-        nn.Flatten(), nn.Dropout(0.5),
-        nn.Linear(b * side * side, hidden), nn.ReLU(inplace=True),
-        nn.Linear(hidden, num_classes),
-    )
 
 
 # --------------------------------------------------------------------------- Efficient-CNN building blocks
