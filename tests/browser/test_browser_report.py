@@ -30,7 +30,7 @@ def test_report_page_shows_histogram_tests_and_mistakes(browser, tmp_path):
         rows = table.locator("tr")
         assert rows.count() == len(r.tests) + 1
         conv = table.locator("tr", has_text="test_conv1d")
-        assert "the kernel is flipped" in conv.inner_text() and "unrecognised" in conv.inner_text()
+        assert rc.LABELS[rc.FLIPPED] in conv.inner_text() and "unrecognised" in conv.inner_text()
         page.locator("h2:has-text('Tests')").scroll_into_view_if_needed()
         shot = screenshot(page, "report", full_page=False, clip={"x": 0, "y": 0, "width": 1100, "height": 900})
         assert shot.stat().st_size > 20_000

@@ -35,6 +35,11 @@ STRIDE = "the output size ignores the stride: H_out = (H + 2*pad - HH) // stride
 FLIPPED = "the kernel is flipped: you computed a convolution; the layer is a cross-correlation (no w[::-1])"
 SCALED = "your dx is {r} times the right one: each input of a window receives the gradient once"
 
+# The mistake label the report should give each (first sentence, numbers as '#'), written out by hand.
+LABELS = {STRIDE: "the output size ignores the stride: H_out = (H + #*pad - HH) // stride + #",
+          FLIPPED: "the kernel is flipped: you computed a convolution",
+          SCALED: "your dx is # times the right one: each input of a window receives the gradient once"}
+
 # Mutations of the reference (old -> new) that go with each mistake.
 MUTATIONS = {STRIDE: ("out_size", "// stride + 1", "+ 1"), FLIPPED: ("conv1d", "np.dot(window, w)",
                                                                     "np.dot(window, w[::-1])"),

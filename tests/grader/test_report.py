@@ -20,11 +20,10 @@ GRADED = {s: st for s, st in rc.CLASS.items() if st.status == "graded"}
 
 
 def expected_label(hint: str | None) -> str:
-    """The mistake a hint template stands for: its first clause, the varying number as '#'."""
+    """The label written out for the hint's template in report_class.LABELS."""
     if hint is None:
         return "unrecognised"
-    template = next(t for t in (rc.STRIDE, rc.FLIPPED, rc.SCALED) if hint.startswith(t.split("{")[0][:20]))
-    return template.split(": ")[0].replace("{r}", "#")
+    return next(label for t, label in rc.LABELS.items() if hint.startswith(t.split("{")[0][:20]))
 
 
 def cli(capsys, root, *args: str) -> tuple[int, str, str]:
@@ -76,10 +75,10 @@ def test_pass_rates_and_mistake_shares(synthetic):
         assert (t.recorded, t.failed) == (len(GRADED), len(fails))
         assert dict(t.mistakes) == dict(Counter(expected_label(h) for h in fails)), test
     # one label for "your dx is 0.25 times" and "your dx is 4 times"
-    assert by_test["test_max_pool"].mistakes == [("your dx is # times the right one", 3)]
+    assert by_test["test_max_pool"].mistakes == [(rc.LABELS[rc.SCALED], 3)]
     conv = by_test["test_conv1d"]
     line = (f"test_conv1d: {conv.failed / len(GRADED):.0%} fail; of those "
-            f"{7 / conv.failed:.0%} the kernel is flipped, {3 / conv.failed:.0%} unrecognised")
+            f"{7 / conv.failed:.0%} {rc.LABELS[rc.FLIPPED]}, {3 / conv.failed:.0%} unrecognised")
     assert line in report.summary_text(r).splitlines()
 
 
@@ -134,7 +133,7 @@ def test_cli_writes_a_self_contained_page_and_csv(synthetic, tmp_path, capsys):
     pairs = list(csv.DictReader((tmp_path / "similar_pairs.csv").open()))
     assert [(p["student_a"], p["student_b"]) for p in pairs] == [("s07", "s19")]
     students = {row["student"]: row for row in csv.DictReader((tmp_path / "students.csv").open())}
-    assert students["s01"]["test_conv1d:result"] == "the kernel is flipped"
+    assert students["s01"]["test_conv1d:result"] == rc.LABELS[rc.FLIPPED]
     assert students["s31"]["status"] == "missing" and students["s23"]["status"] == "timed out"
     code, _, err = cli(capsys, root, "report", rc.ASSIGNMENT, "--similarity", "2")
     assert code == 1 and "--similarity" in err

@@ -15,6 +15,7 @@ from cnncourse.grader import report
 pytestmark = pytest.mark.slow
 
 HINT = "the kernel is flipped: 3 of 3 outputs match the flipped kernel"
+LABEL = "the kernel is flipped: # of # outputs match the flipped kernel"  # the numbers vary between students
 SUBMISSIONS = {  # student -> answers; a raised message with "Likely cause:" is what a hint-giving test writes
     "good": ANSWERS_OK,
     "hinted": dict(ANSWERS_OK, add=f'def add(a, b):\n    raise AssertionError("add is wrong\\nLikely cause: {HINT}")'),
@@ -38,15 +39,14 @@ def test_graded_class_report_and_export(tmp_path):
     r = report.build(root, "tiny", with_figures=False)
     tests = {t.label: t for t in r.tests}
     assert (tests["test_add"].recorded, tests["test_add"].failed) == (3, 2)
-    assert tests["test_add"].mistakes == [("the kernel is flipped", 1), ("unrecognised", 1)]
+    assert tests["test_add"].mistakes == [(LABEL, 1), ("unrecognised", 1)]
     assert (tests["test_mean"].failed, tests["test_square"].failed) == (1, 0)
     assert r.statuses["graded"] == 3 and r.pairs == []
-    assert "test_add: 67% fail; of those 50% the kernel is flipped, 50% unrecognised" in proc.stdout
+    assert f"test_add: 67% fail; of those 50% {LABEL}, 50% unrecognised" in proc.stdout
     assert (root / "reports" / "tiny" / "report.html").is_file()
 
     rows = {row["student"]: row for row in csv.DictReader(run_cli(root, "export", "-o", "-").stdout.splitlines())}
-    assert (rows["hinted"]["tiny:test_add:result"], rows["hinted"]["tiny:test_add:mistake"]) == (
-        "failed", "the kernel is flipped")
+    assert (rows["hinted"]["tiny:test_add:result"], rows["hinted"]["tiny:test_add:mistake"]) == ("failed", LABEL)
     assert rows["plain"]["tiny:test_add:mistake"] == "unrecognised" and rows["good"]["tiny:test_add:result"] == "passed"
 
 

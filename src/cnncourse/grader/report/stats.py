@@ -7,8 +7,8 @@ Conventions (stated in the report too):
 * difficulty = mean points / max points (share of full marks: 1.0 = everybody got it);
 * discrimination = Pearson correlation of a question's points with the rest of the score (total minus that
   question), over the graded students; empty when either is constant;
-* a failing test's mistake is its recorded hint grouped by :func:`mistake_label`, ``unrecognised`` when the
-  failure message named no likely cause.
+* a failing test's mistake is its recorded hint grouped by :func:`mistake_label` (first sentence, numbers as
+  ``#``), ``unrecognised`` when the failure message named no likely cause.
 """
 from __future__ import annotations
 
@@ -24,17 +24,21 @@ UNRECOGNISED = "unrecognised"
 STATUS_LABELS = {"graded": "graded", "timed out": "timed out", "crashed": "crashed", "invalid notebook": "invalid",
                  "missing notebook": "missing", MISSING: "missing"}
 STATUS_ORDER = ("graded", "timed out", "crashed", "invalid", "missing", "late")
+_SENTENCE = re.compile(r";\s|\.\s")
 _NUMBER = re.compile(r"(?<![\w.])\d+(?:\.\d+)?(?:e[-+]?\d+)?")
 
 
 def mistake_label(hint: str | None) -> str:
-    """A stable label for a hint: its first clause (up to the first ``:``), numbers replaced by ``#`` and
-    whitespace collapsed, so that ``your dx is 0.25 times ...`` and ``your dx is 4 times ...`` count as one
-    mistake. No hint: ``unrecognised``."""
+    """A stable label for a hint: its first sentence (up to the first ``; `` or ``. ``), numbers replaced by
+    ``#``, whitespace collapsed, at most 120 characters; so ``your dx is 0.25 times the right one: ...`` and
+    ``your dx is 4 times the right one: ...`` count as one mistake, while two hints that only start alike
+    ("the gradient lands in the wrong place: the row and column are swapped" / "...: window (i, j)'s maximum
+    ...") stay apart. No hint: ``unrecognised``."""
     if not hint or not hint.strip():
         return UNRECOGNISED
-    first = hint.strip().split(": ", 1)[0].rstrip(" .;")
-    return " ".join(_NUMBER.sub("#", first).split())[:120]
+    first = _SENTENCE.split(hint.strip(), maxsplit=1)[0].rstrip(" .;")
+    label = " ".join(_NUMBER.sub("#", first).split())
+    return label if len(label) <= 120 else label[:119].rsplit(" ", 1)[0] + "…"
 
 
 @dataclass(frozen=True)
