@@ -29,7 +29,7 @@ from traitlets import Unicode
 from cnncourse.grader.cases import Oracle, Test, hidden_tests_in, load_oracle, student_cases
 from cnncourse.testcells import wire
 from cnncourse.testcells.hidden import CASES_FILE
-from cnncourse.testcells.owncode import problems, student_cells
+from cnncourse.testcells.owncode import given_names, locked_cells, problems, student_cells
 
 __all__ = ["PlaceCases", "CheckAnswers", "Test", "FAILED", "hint_of"]
 
@@ -133,15 +133,17 @@ class CheckAnswers(HiddenTestsPreprocessor):
 
     def _own_code_problems(self, nb: NotebookNode, oracle: Oracle, resources: dict) -> list[str]:
         """Violations of the oracle's own-code rule in the cells the student can edit."""
-        trusted = None
+        trusted, given_by = None, nb
         name = resources.get("nbgrader", {}).get("notebook") or resources.get("unique_key")
         source = oracle.source_dir / f"{name}.ipynb"
         if name and source.exists():
-            ref = read_notebook(str(source), as_version=4)
+            given_by = ref = read_notebook(str(source), as_version=4)
             trusted = {c.metadata["nbgrader"]["grade_id"] for c in ref.cells
                        if c.metadata.get("nbgrader", {}).get("grade_id")
                        and not c.metadata["nbgrader"].get("solution")}
-        return problems(student_cells(nb, trusted), oracle.rules)
+        # names the locked cells import from refused modules (`os`, torch's `conv2d`) are refused too
+        given = given_names(locked_cells(given_by, trusted), oracle.rules)
+        return problems(student_cells(nb, trusted), oracle.rules, given)
 
     def _verdict(self, oracle: Oracle, names: list[str], published: list[Any], own: list[str], student: str,
                  assignment: str) -> str | None:

@@ -18,7 +18,7 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-__all__ = ["OwnCode", "problems", "student_cells", "check_notebook"]
+__all__ = ["OwnCode", "problems", "given_names", "student_cells", "locked_cells", "check_notebook"]
 
 _DYNAMIC_NAMES = frozenset({"__import__", "eval", "exec", "compile", "globals", "locals", "vars", "getattr",
                             "setattr", "delattr", "__builtins__", "breakpoint", "get_ipython", "__loader__",
@@ -28,7 +28,18 @@ _INTROSPECTION_MODULES = ("importlib", "builtins", "sys", "gc", "inspect", "ctyp
 _INTERNAL_ATTRS = frozenset({"__globals__", "__code__", "__closure__", "__builtins__", "__subclasses__",
                              "__loader__", "__spec__", "f_back", "f_globals", "f_locals", "f_builtins",
                              "tb_frame", "gi_frame", "cr_frame", "ag_frame", "sys", "__dict__", "__class__",
-                             "__bases__", "__base__", "__mro__"})
+                             "__bases__", "__base__", "__mro__",
+                             # modules re-exported by numpy and torch (np.f2py.os, torch.importlib, N.builtins, ...)
+                             "os", "builtins", "importlib", "inspect", "ctypes", "pickle", "marshal", "gc",
+                             "subprocess", "runpy", "hub", "load_inline"})
+# The dunder attributes honest code uses; any other (``__getattribute__``, ``__self__``, ``__reduce__``, ...)
+# reaches interpreter internals. Private ``_x`` attributes are refused except on ``self``/``cls`` (numpy's
+# ``np._core.function_base._nx.builtins``, ``collections._sys``, ...).
+_PLAIN_DUNDERS = frozenset({"__init__", "__name__", "__qualname__", "__doc__", "__len__", "__call__", "__iter__",
+                            "__next__", "__getitem__", "__setitem__", "__contains__", "__repr__", "__str__",
+                            "__eq__", "__version__"})
+_PICKLE_KEYWORDS = frozenset({"allow_pickle", "weights_only"})  # np.load / torch.load running pickled code
+_HELPER_MODULES = ("cnncourse.testcells", "cnncourse.plotting")  # setup imports a student may call
 
 
 @dataclass(frozen=True)
@@ -47,8 +58,10 @@ class OwnCode:
             parts.append("import only " + (", ".join(self.allowed) if self.allowed else "nothing"))
         if self.forbidden:
             parts.append("no " + ", no ".join(self.forbidden))
+        parts.append("no names the setup imported from other modules (such as os)")
         parts.append("no dynamic imports or introspection (__import__, importlib, eval, exec, globals, getattr, "
-                     "sys, gc, inspect, frames)" + ("" if self.magics else ", no % magics or ! shell commands"))
+                     "sys, os, gc, inspect, frames, private `_` or `__` attributes, pickle loading)"
+                     + ("" if self.magics else ", no % magics or ! shell commands"))
         return "; ".join(parts)
 
 
@@ -71,8 +84,51 @@ def _python(source: str) -> ast.AST | None:
         return None
 
 
-def problems(sources: list[str], rule: OwnCode) -> list[str]:
-    """Every violation of ``rule`` in the cells ``sources`` (empty when the code follows it)."""
+def _refused(module: str, rule: OwnCode) -> bool:
+    return module.startswith(".") or _under(module, tuple(rule.forbidden) + _INTROSPECTION_MODULES) or (
+        rule.allowed is not None and not _under(module, tuple(rule.allowed)))
+
+
+def given_names(trusted: list[str], rule: OwnCode) -> frozenset[str]:
+    """Names the trusted (locked) cells ``trusted`` bind by importing what ``rule`` refuses (``os``,
+    ``conv2d`` from torch, ``digits`` from cnncourse, ...): a student's cell may not use them either.
+    The course's helpers for students (``cnncourse.testcells``, ``cnncourse.plotting``) stay usable."""
+    names: set[str] = set()
+    for source in trusted:
+        tree = _python(source)
+        for node in ast.walk(tree) if tree is not None else ():
+            if isinstance(node, ast.Import):
+                names.update((a.asname or a.name.split(".")[0]) for a in node.names
+                             if _refused(a.name, rule) and not _under(a.name, _HELPER_MODULES))
+            elif isinstance(node, ast.ImportFrom):
+                module = "." * node.level + (node.module or "")
+                if _refused(module, rule) and not _under(module, _HELPER_MODULES):
+                    names.update(a.asname or a.name for a in node.names if a.name != "*")
+    return frozenset(names)
+
+
+def _attribute_problem(node: ast.Attribute) -> str | None:
+    attr = node.attr
+    dunder = attr.startswith("__") and attr.endswith("__")
+    on_self = isinstance(node.value, ast.Name) and node.value.id in ("self", "cls")
+    if attr in _INTERNAL_ATTRS or (dunder and attr not in _PLAIN_DUNDERS) or (
+            attr.startswith("_") and not dunder and not on_self):
+        return f"`.{attr}` (interpreter internals) is not allowed"
+    return None
+
+
+def _call_problem(node: ast.Call) -> str | None:
+    for keyword in node.keywords:
+        if keyword.arg in _PICKLE_KEYWORDS:
+            return f"`{keyword.arg}=` (loading pickled code) is not allowed"
+    if isinstance(node.func, ast.Attribute) and node.func.attr == "load" and len(node.args) >= 3:
+        return "`load(file, mmap_mode, allow_pickle)` (loading pickled code) is not allowed"
+    return None
+
+
+def problems(sources: list[str], rule: OwnCode, given: frozenset[str] | set[str] = frozenset()) -> list[str]:
+    """Every violation of ``rule`` in the cells ``sources`` (empty when the code follows it). ``given``:
+    names the locked cells imported from refused modules (see :func:`given_names`), refused here too."""
     forbidden = tuple(rule.forbidden) + _INTROSPECTION_MODULES
     found: list[str] = []
     for number, source in enumerate(sources, 1):
@@ -96,15 +152,31 @@ def problems(sources: list[str], rule: OwnCode) -> list[str]:
             if isinstance(node, ast.Name):
                 if node.id == "get_ipython" and rule.magics:
                     continue
-                if node.id in _DYNAMIC_NAMES:
+                if node.id in _DYNAMIC_NAMES or (node.id.startswith("__") and node.id not in _PLAIN_DUNDERS):
                     what = "`get_ipython` (IPython magics and shell commands)" if node.id == "get_ipython" \
                         else f"`{node.id}`"
                     found.append(f"{where}: {what} is not allowed")
-                elif _under(node.id, tuple(rule.forbidden)):
+                elif _under(node.id, tuple(rule.forbidden)) or node.id in given:
                     found.append(f"{where}: uses `{node.id}`, which is not allowed")
-            elif isinstance(node, ast.Attribute) and node.attr in _INTERNAL_ATTRS:
-                found.append(f"{where}: `.{node.attr}` (interpreter internals) is not allowed")
+            elif isinstance(node, ast.Attribute) and (problem := _attribute_problem(node)):
+                found.append(f"{where}: {problem}")
+            elif isinstance(node, ast.Call) and (problem := _call_problem(node)):
+                found.append(f"{where}: {problem}")
     return list(dict.fromkeys(found))
+
+
+def _code_cells(nb: dict, trusted_ids: set[str] | None, trusted: bool) -> list[str]:
+    out = []
+    for cell in nb.get("cells", []):
+        if cell.get("cell_type") != "code":
+            continue
+        meta = cell.get("metadata", {}).get("nbgrader", {})
+        locked = (meta.get("locked") or meta.get("grade")) and not meta.get("solution")
+        if bool(locked and (trusted_ids is None or meta.get("grade_id") in trusted_ids)) != trusted:
+            continue
+        source = cell.get("source", "")
+        out.append("".join(source) if isinstance(source, list) else source)
+    return out
 
 
 def student_cells(nb: dict, trusted_ids: set[str] | None = None) -> list[str]:
@@ -113,17 +185,12 @@ def student_cells(nb: dict, trusted_ids: set[str] | None = None) -> list[str]:
     ``trusted_ids``: the grade ids of the source notebook's locked cells; a cell claiming to be locked with
     another id is the student's own. Without it, any locked or graded non-solution cell is trusted.
     """
-    out = []
-    for cell in nb.get("cells", []):
-        if cell.get("cell_type") != "code":
-            continue
-        meta = cell.get("metadata", {}).get("nbgrader", {})
-        locked = (meta.get("locked") or meta.get("grade")) and not meta.get("solution")
-        if locked and (trusted_ids is None or meta.get("grade_id") in trusted_ids):
-            continue
-        source = cell.get("source", "")
-        out.append("".join(source) if isinstance(source, list) else source)
-    return out
+    return _code_cells(nb, trusted_ids, trusted=False)
+
+
+def locked_cells(nb: dict, trusted_ids: set[str] | None = None) -> list[str]:
+    """Sources of the trusted code cells (locked and test cells): the ones :func:`student_cells` leaves out."""
+    return _code_cells(nb, trusted_ids, trusted=True)
 
 
 def check_notebook(notebook: str, rule: OwnCode) -> None:
@@ -136,7 +203,8 @@ def check_notebook(notebook: str, rule: OwnCode) -> None:
             return
         raise AssertionError(f"cannot find {notebook} next to this kernel: open the notebook from its "
                              "assignment folder and save it before running this test")
-    found = problems(student_cells(json.loads(path.read_text(encoding="utf-8"))), rule)
+    nb = json.loads(path.read_text(encoding="utf-8"))
+    found = problems(student_cells(nb), rule, given_names(locked_cells(nb), rule))
     if found:
         raise AssertionError("your own code rule (" + rule.describe() + ") is broken in the saved notebook:\n  "
                              + "\n  ".join(found) + "\n(the hidden tests give 0 points while this fails; save "

@@ -1,0 +1,159 @@
+"""Red-team regressions: ways a hostile student got hidden-test points past the own-code rule, each closed.
+
+Every source below got through the rule before (``problems`` returned nothing) and computes the answer with
+what the rule forbids: a name the locked setup cell imported (``os.popen``, torch's ``conv2d``, ``digits``),
+a dunder or private attribute (``__getattribute__`` to ``__globals__``; ``np._core.function_base._nx.builtins``),
+a module numpy or torch re-export (``np.f2py.os``, ``torch.importlib``), or pickled code run by ``np.load``.
+One real ``cnncourse grade`` run of a purpose-built assignment checks the setup-name and dunder attacks end to
+end (0 hidden points, the honest student full marks)."""
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import nbformat
+import pytest
+from helpers import ROOT, cell_by_id, run_cli
+from nbformat.v4 import new_code_cell, new_notebook
+
+from cnncourse.grader.cases import load_oracle
+from cnncourse.grader.secret import ENV_VAR
+from cnncourse.testcells.owncode import OwnCode, check_notebook, given_names, locked_cells, problems, student_cells
+
+RULE = OwnCode(allowed=("numpy", "math"), forbidden=("torch", "cnncourse"))  # conv_layers' rule
+SETUP = ("import os\nimport numpy as np\nimport torch\nfrom torch.nn.functional import conv2d\n"
+         "from cnncourse.data import digits\nfrom cnncourse.testcells.compare import assert_close")
+
+ATTACKS = {
+    "setup's os": ("def f(x):\n    return int(os.popen(f'echo $(({x}*{x}))').read())", "uses `os`"),
+    "setup's conv2d": ("def f(x, w):\n    return conv2d(x, w).numpy()", "uses `conv2d`"),
+    "setup's digits (tensors)": ("t = digits()[0].images", "uses `digits`"),
+    "__getattribute__": ("def f():\n    g = (lambda: 0).__getattribute__('__glo' + 'bals__')\n"
+                         "    return g['__buil' + 'tins__']", "`.__getattribute__`"),
+    "__self__": ("def f(g):\n    return g.__self__", "`.__self__`"),
+    "numpy private path to builtins": ("def f():\n    return np._core.function_base._nx.builtins.exec",
+                                       "`._nx`"),
+    "numpy re-exported os": ("def f():\n    return np.f2py.os.system('true')", "`.os`"),
+    "torch re-exported importlib": ("def f(t):\n    return t.importlib.import_module('cnncourse')", "`.importlib`"),
+    "pickle via np.load": ("def f():\n    open('p.npy', 'wb').write(b'...')\n"
+                           "    return np.load('p.npy', allow_pickle=True)", "`allow_pickle=`"),
+    "pickle via positional np.load": ("def f():\n    return np.load('p.npy', None, True)", "loading pickled"),
+    "__builtins__ as a default argument": ("def f(b=__builtins__):\n    return b", "`__builtins__`"),
+}
+
+
+def test_setup_imports_of_refused_modules_become_refused_names():
+    assert given_names([SETUP], RULE) == {"os", "torch", "conv2d", "digits"}  # assert_close: a student helper
+
+
+@pytest.mark.parametrize("attack", sorted(ATTACKS))
+def test_each_bypass_is_refused(attack):
+    source, found = ATTACKS[attack]
+    got = problems([source], RULE, given_names([SETUP], RULE))
+    assert any(found in line for line in got), got
+
+
+def test_honest_idioms_stay_allowed():
+    source = ("class Net:\n    def __init__(self):\n        super().__init__()\n        self._cache = None\n\n"
+              "    def name(self):\n        return type(self).__name__, self._cache\n\n"
+              "def f(x):\n    assert_close(np.load('w.npy'), x)\n    return np.maximum(x, 0)")
+    assert problems([source], RULE, given_names([SETUP], RULE)) == []
+
+
+def test_reference_solutions_follow_the_hardened_rule():
+    for folder in sorted((ROOT / "solutions").iterdir()):
+        oracle = load_oracle(ROOT, folder.name)
+        nb = json.loads((folder / f"{folder.name}.ipynb").read_text())
+        given = given_names(locked_cells(nb), oracle.rules)
+        assert problems(student_cells(nb), oracle.rules, given) == [], folder.name
+
+
+def test_visible_check_refuses_the_setups_names(tmp_path, monkeypatch):
+    setup = new_code_cell(SETUP, metadata={"nbgrader": {"locked": True, "grade_id": "setup"}})
+    answer = new_code_cell("def f(x):\n    return os.popen('echo 4').read()",
+                           metadata={"nbgrader": {"solution": True, "grade_id": "f"}})
+    nbformat.write(new_notebook(cells=[setup, answer]), tmp_path / "a.ipynb")
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(AssertionError, match="uses `os`"):
+        check_notebook("a.ipynb", RULE)
+
+
+# ------------------------------------------------------------------ one real grading run
+ORACLE = '''
+from cnncourse.grader.cases import Test
+from cnncourse.testcells.owncode import OwnCode
+
+RULES = OwnCode(allowed=("math",), forbidden=("torch", "decimal"))
+
+
+def _cases(rng):
+    return [{"args": [int(rng.integers(1, 1000))], "kwargs": {}} for _ in range(3)]
+
+
+def _check(case, got):
+    if type(got) is not int or got != case["args"][0] ** 2:
+        return f"square({case['args'][0]}) returned a wrong answer"
+    return None
+
+
+TESTS = {"square": Test(cases=_cases, check=_check)}
+'''
+SQ_SETUP = "import os\nimport math\nfrom cnncourse.testcells import hidden"
+SQ_TEST = 'assert square(3) == 9\n### BEGIN HIDDEN TESTS\nhidden.check("square", square)\n### END HIDDEN TESTS'
+SQ_ANSWERS = {
+    "honest": ("def square(x):\n    return x * x", 2.0),
+    "setup_os": ("def square(x):\n    return int(os.popen(f'echo $(({x}*{x}))').read())", 0.0),
+    "dunder": ("def square(x):\n    b = (lambda: 0).__getattribute__('__glo' + 'bals__')['__builtins__']\n"
+               "    return int(b.__import__('decimal').Decimal(x) ** 2)", 0.0),
+}
+
+
+def _meta(grade_id, **flags):
+    return {"nbgrader": {"grade": False, "solution": False, "locked": False, "grade_id": grade_id,
+                         "schema_version": 3, **flags}}
+
+
+def _sq_course(where: Path) -> tuple[Path, nbformat.NotebookNode]:
+    import shutil
+
+    from cnncourse.grader import gradebook
+    from cnncourse.grader.layout import Course
+
+    root = where / "course"
+    (root / "solutions" / "sq").mkdir(parents=True)
+    shutil.copy2(ROOT / "nbgrader_config.py", root / "nbgrader_config.py")
+    nb = new_notebook(cells=[
+        new_code_cell(SQ_SETUP, metadata=_meta("setup", locked=True)),
+        new_code_cell("def square(x):\n    ### BEGIN SOLUTION\n    return x * x\n    ### END SOLUTION",
+                      metadata=_meta("square", solution=True)),
+        new_code_cell(SQ_TEST, metadata=_meta("test_square", grade=True, locked=True, points=2))])
+    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+    nbformat.write(nb, root / "solutions" / "sq" / "sq.ipynb")
+    (root / "solutions" / "sq" / "oracle.py").write_text(ORACLE)
+    gradebook.fast_alembic_version()
+    gradebook.generate(Course.load(root), "sq", where / "release", f"sqlite:///{where / 'r.db'}")
+    return root, nbformat.read(where / "release" / "course" / "assignments" / "sq" / "sq.ipynb", as_version=4)
+
+
+def test_real_grading_gives_the_bypasses_no_hidden_points(tmp_path, monkeypatch):
+    from nbgrader.api import Gradebook
+
+    monkeypatch.setenv(ENV_VAR, "redteam-secret")
+    root, released = _sq_course(tmp_path)
+    for student, (answer, _) in SQ_ANSWERS.items():
+        nb = nbformat.from_dict(json.loads(json.dumps(released)))
+        cell_by_id(nb, "square").source = answer
+        folder = root / "submitted" / student / "sq"
+        folder.mkdir(parents=True)
+        (folder / "timestamp.txt").write_text("2026-11-20 12:00:00.000000 UTC")
+        nbformat.write(nb, folder / "sq.ipynb")
+    proc = run_cli(root, "grade", "sq", "--jobs", "2", "--no-progress")
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    with Gradebook(f"sqlite:///{root / 'gradebook.db'}", "cnncourse") as gb:
+        got = {s.student.id: s.score for s in gb.assignment_submissions("sq")}
+    assert got == {student: points for student, (_, points) in SQ_ANSWERS.items()}
+    for student in ("setup_os", "dunder"):
+        entry = json.loads((root / "autograded" / ".cnncourse-grade" / "sq" / f"{student}.json").read_text())
+        assert "is not allowed" in entry["tests"]["sq"]["test_square"]["message"], entry
+    assert not os.path.exists(root / "autograded" / "honest" / "sq" / ".cnncourse_cases.json")
