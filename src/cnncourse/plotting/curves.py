@@ -10,14 +10,19 @@ from cnncourse.plotting.figure import figure_and_axes, new_figure, to_numpy
 __all__ = ["plot_learning_curves", "plot_curves", "plot_history_comparison"]
 
 
+def _series(history: Any, key: str) -> list:
+    """``history[key]`` of a dict or ``history.key`` of a :class:`cnncourse.train.History`; ``[]`` when absent."""
+    values = history.get(key) if isinstance(history, dict) else getattr(history, key, None)
+    return list(values or [])
+
+
 def plot_learning_curves(history: Any):
     """Loss and accuracy per epoch from anything with ``train_loss``/``val_loss``/``train_acc``/``val_acc``
     lists (a :class:`cnncourse.train.History` or a dict)."""
-    get = (lambda k: history.get(k) or []) if isinstance(history, dict) else (lambda k: getattr(history, k, None) or [])
     fig, axes = new_figure(1, 2, figsize=(9, 3.2))
     for ax, metric in zip(axes.flat, ("loss", "acc")):
         for split, style in (("train", "-o"), ("val", "--s")):
-            ys = list(get(f"{split}_{metric}"))
+            ys = _series(history, f"{split}_{metric}")
             if ys:
                 ax.plot(range(1, len(ys) + 1), ys, style, label=split, ms=3)
         ax.set_xlabel("epoch")
@@ -55,10 +60,9 @@ def plot_history_comparison(histories: dict[str, Any], metrics: Sequence[str] = 
         raise ValueError("histories is empty: pass {run name: History}")
     fig, axes = new_figure(1, len(metrics), figsize=(4.6 * len(metrics), 3.3))
     for k, (name, h) in enumerate(histories.items()):
-        get = (lambda key: h.get(key) or []) if isinstance(h, dict) else (lambda key: getattr(h, key, None) or [])
         for ax, metric in zip(axes.flat, metrics):
             for split, style in (("train", "-"), ("val", "--")):
-                ys = list(get(f"{split}_{metric}"))
+                ys = _series(h, f"{split}_{metric}")
                 if ys:
                     ax.plot(range(1, len(ys) + 1), ys, style, color=f"C{k}", label=f"{name}, {split}")
     for ax, metric in zip(axes.flat, metrics):
