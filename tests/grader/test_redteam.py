@@ -40,6 +40,20 @@ ATTACKS = {
                            "    return np.load('p.npy', allow_pickle=True)", "`allow_pickle=`"),
     "pickle via positional np.load": ("def f():\n    return np.load('p.npy', None, True)", "loading pickled"),
     "__builtins__ as a default argument": ("def f(b=__builtins__):\n    return b", "`__builtins__`"),
+    "numpy's f2py imported by name": ("from numpy import f2py", "`import numpy.f2py`"),
+    "numpy private module": ("import numpy._core.function_base as fb", "`import numpy._core"),
+    "native code from numpy": ("def f():\n    return np.ctypeslib.load_library('x', '.')", "`.ctypeslib`"),
+    "string annotations evaluated": ("from typing import get_type_hints", "`import typing.get_type_hints`"),
+}
+ANY_RULE = OwnCode(forbidden=("cnncourse", "data", "train"))  # cnn_architectures' rule: torch allowed
+ANY_ATTACKS = {  # each imports a module named in a string, or runs a string as code
+    "pkgutil.resolve_name": ("import pkgutil\nd = pkgutil.resolve_name('cnncourse.data:shapes')", "`import pkgutil`"),
+    "operator.attrgetter": ("import operator\ng = operator.attrgetter('__globals__')", "`import operator`"),
+    "timeit runs a string": ("import timeit\ntimeit.timeit('import cnncourse', number=1)", "`import timeit`"),
+    "mock.patch imports a string": ("from unittest import mock", "`import unittest`"),
+    "torch benchmark Timer runs a string": ("def f(t):\n    return t.utils.benchmark.Timer(stmt='import cnncourse')",
+                                            "`.benchmark`"),
+    "torch collect_env runs a shell": ("def f(t):\n    return t.utils.collect_env.run('ls')", "`.collect_env`"),
 }
 
 
@@ -54,11 +68,21 @@ def test_each_bypass_is_refused(attack):
     assert any(found in line for line in got), got
 
 
+@pytest.mark.parametrize("attack", sorted(ANY_ATTACKS))
+def test_string_imports_and_string_code_are_refused_where_torch_is_allowed(attack):
+    source, found = ANY_ATTACKS[attack]
+    assert any(found in line for line in problems([source], ANY_RULE)), problems([source], ANY_RULE)
+
+
 def test_honest_idioms_stay_allowed():
     source = ("class Net:\n    def __init__(self):\n        super().__init__()\n        self._cache = None\n\n"
               "    def name(self):\n        return type(self).__name__, self._cache\n\n"
               "def f(x):\n    assert_close(np.load('w.npy'), x)\n    return np.maximum(x, 0)")
     assert problems([source], RULE, given_names([SETUP], RULE)) == []
+    torch_code = ("from __future__ import annotations\nfrom typing import Optional\nimport torch.nn as nn\n"
+                  "from torch import nn\nimport torch.nn.functional as F\n\n"
+                  "def f(model: nn.Module) -> Optional[int]:\n    return len(list(model.modules()))")
+    assert problems([torch_code], ANY_RULE) == []
 
 
 def test_reference_solutions_follow_the_hardened_rule():

@@ -24,14 +24,26 @@ _DYNAMIC_NAMES = frozenset({"__import__", "eval", "exec", "compile", "globals", 
                             "setattr", "delattr", "__builtins__", "breakpoint", "get_ipython", "__loader__",
                             "__spec__"})
 _INTROSPECTION_MODULES = ("importlib", "builtins", "sys", "gc", "inspect", "ctypes", "runpy", "subprocess",
-                          "pickle", "marshal", "types", "code", "codeop", "pydoc", "dis", "linecache", "IPython")
+                          "pickle", "marshal", "types", "code", "codeop", "pydoc", "dis", "linecache", "IPython",
+                          # modules that import a module named in a string, or run code from a string or a file:
+                          # pkgutil.resolve_name, operator.attrgetter, timeit/cProfile/doctest, mock.patch, ...
+                          "operator", "pkgutil", "zipimport", "timeit", "doctest", "cProfile", "profile", "trace",
+                          "pdb", "bdb", "shelve", "copyreg", "dill", "joblib", "cloudpickle", "site", "unittest",
+                          "logging.config")
 _INTERNAL_ATTRS = frozenset({"__globals__", "__code__", "__closure__", "__builtins__", "__subclasses__",
                              "__loader__", "__spec__", "f_back", "f_globals", "f_locals", "f_builtins",
                              "tb_frame", "gi_frame", "cr_frame", "ag_frame", "sys", "__dict__", "__class__",
                              "__bases__", "__base__", "__mro__",
                              # modules re-exported by numpy and torch (np.f2py.os, torch.importlib, N.builtins, ...)
                              "os", "builtins", "importlib", "inspect", "ctypes", "pickle", "marshal", "gc",
-                             "subprocess", "runpy", "hub", "load_inline"})
+                             "subprocess", "runpy", "hub", "load_inline",
+                             # building or loading native code, running a string, importing a string:
+                             # np.f2py, np.ctypeslib.load_library, np.testing.extbuild, torch.utils.cpp_extension,
+                             # torch.utils.collect_env.run, torch.utils.benchmark.Timer(stmt=...),
+                             # typing.get_type_hints (evaluates string annotations)
+                             "f2py", "ctypeslib", "load_library", "extbuild", "build_and_import_extension",
+                             "cpp_extension", "collect_env", "benchmark", "get_type_hints", "attrgetter",
+                             "methodcaller", "resolve_name", "import_module"})
 # The dunder attributes honest code uses; any other (``__getattribute__``, ``__self__``, ``__reduce__``, ...)
 # reaches interpreter internals. Private ``_x`` attributes are refused except on ``self``/``cls`` (numpy's
 # ``np._core.function_base._nx.builtins``, ``collections._sys``, ...).
@@ -107,6 +119,11 @@ def given_names(trusted: list[str], rule: OwnCode) -> frozenset[str]:
     return frozenset(names)
 
 
+def _internal_name(name: str) -> bool:
+    """A module path part or imported name that reaches internals (``_core``, ``f2py``, ``__main__``)."""
+    return name in _INTERNAL_ATTRS or (name.startswith("_") and name not in _PLAIN_DUNDERS | {"__future__"})
+
+
 def _attribute_problem(node: ast.Attribute) -> str | None:
     attr = node.attr
     dunder = attr.startswith("__") and attr.endswith("__")
@@ -145,9 +162,12 @@ def problems(sources: list[str], rule: OwnCode, given: frozenset[str] | set[str]
                 modules = [alias.name for alias in node.names]
             elif isinstance(node, ast.ImportFrom):
                 modules = [("." * node.level) + (node.module or "")]
+            if isinstance(node, ast.ImportFrom):  # `from numpy import f2py`, `from typing import get_type_hints`
+                modules += [f"{node.module}.{alias.name}" for alias in node.names if _internal_name(alias.name)]
             for module in modules:
                 if module.startswith(".") or _under(module, forbidden) or (
-                        rule.allowed is not None and not _under(module, tuple(rule.allowed))):
+                        rule.allowed is not None and not _under(module, tuple(rule.allowed))) or any(
+                        _internal_name(part) for part in module.split(".")):
                     found.append(f"{where}: `import {module}` is not allowed")
             if isinstance(node, ast.Name):
                 if node.id == "get_ipython" and rule.magics:
