@@ -16,6 +16,17 @@ def _window_origins(n_padded: int, k_eff: int, stride: int) -> list[int]:
     return list(range(0, n_padded - k_eff + 1, stride)) if n_padded >= k_eff else []
 
 
+def _grid_axes(ax, size: int, title: str, xlabel: str) -> None:
+    """Frame ``ax`` on a ``size x size`` grid of unit cells (row 0 on top, square cells, no ticks)."""
+    ax.set_xlim(0, size)
+    ax.set_ylim(size, 0)
+    ax.set_aspect("equal")
+    ax.set_xticks([])
+    ax.set_yticks([])
+    ax.set_title(title)
+    ax.set_xlabel(xlabel, fontsize=8)
+
+
 def plot_conv_diagram(n: int, kernel: int, stride: int = 1, padding: int = 0, dilation: int = 1,
                       step: int = 0, ax=None, show_output: bool = True):
     """The sliding window of a square convolution (or pooling) on an ``n x n`` input.
@@ -70,14 +81,9 @@ def plot_conv_diagram(n: int, kernel: int, stride: int = 1, padding: int = 0, di
                 a.add_patch(mpatches.Rectangle((c0 + tj * dilation + 0.1, r0 + ti * dilation + 0.1), 0.8, 0.8,
                                                facecolor="tab:orange", alpha=0.75, lw=0))
         a.add_patch(mpatches.Rectangle((c0, r0), k_eff, k_eff, fill=False, edgecolor="tab:orange", lw=2.5))
-    a.set_xlim(0, size)
-    a.set_ylim(size, 0)
-    a.set_aspect("equal")
-    a.set_xticks([])
-    a.set_yticks([])
-    a.set_title("input")
-    a.set_xlabel(f"{n}x{n} input" + (f" + padding {padding}" if padding else "") + f", {kernel}x{kernel} kernel"
-                 + (f" dilated by {dilation}" if dilation > 1 else "") + f", stride {stride}", fontsize=8)
+    _grid_axes(a, size, "input", f"{n}x{n} input" + (f" + padding {padding}" if padding else "")
+               + f", {kernel}x{kernel} kernel" + (f" dilated by {dilation}" if dilation > 1 else "")
+               + f", stride {stride}")
     if two:
         b = axes[1]
         for i in range(out):
@@ -85,13 +91,7 @@ def plot_conv_diagram(n: int, kernel: int, stride: int = 1, padding: int = 0, di
                 hit = (i, j) == (step // out, step % out)
                 b.add_patch(mpatches.Rectangle((j, i), 1, 1, facecolor="tab:orange" if hit else "#d9ead3",
                                                edgecolor="#6aa84f", lw=0.8))
-        b.set_xlim(0, out)
-        b.set_ylim(out, 0)
-        b.set_aspect("equal")
-        b.set_xticks([])
-        b.set_yticks([])
-        b.set_title("output")
-        b.set_xlabel(f"{out}x{out} output", fontsize=8)
+        _grid_axes(b, out, "output", f"{out}x{out} output")
     return fig
 
 
