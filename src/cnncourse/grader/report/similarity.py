@@ -18,6 +18,7 @@ hint).
 from __future__ import annotations
 
 import ast
+import functools
 import math
 import re
 from collections import Counter, defaultdict
@@ -76,9 +77,10 @@ def _body(fn: ast.FunctionDef | ast.AsyncFunctionDef) -> list[ast.stmt]:
     return body
 
 
+@functools.lru_cache(maxsize=4096)  # the code of a similar pair is shown after its fingerprint was taken
 def functions(source: str) -> dict[str, tuple[list[ast.stmt], str]]:
     """``{qualified name: (body statements without docstring, source text)}`` of the functions defined in a
-    cell (methods as ``Class.method``); an unparsable cell has none."""
+    cell (methods as ``Class.method``); an unparsable cell has none. (Cached: do not change the result.)"""
     tree = _parse(source)
     out: dict[str, tuple[list[ast.stmt], str]] = {}
     if tree is None:
@@ -127,20 +129,22 @@ def tokens(node: ast.AST) -> list[str]:
     return out
 
 
-def starter_statements(starters: dict[str, str]) -> dict[str, set[str]]:
-    """``{grade_id/function: dumps of its body statements}`` of the released cells (``{grade_id: source}``)."""
-    return {f"{g}/{name}": {ast.dump(s) for s in body} for g, src in starters.items()
+def starter_statements(starters: dict[str, str]) -> dict[str, set[tuple[str, ...]]]:
+    """``{grade_id/function: its body statements as token tuples}`` of the released cells
+    (``{grade_id: source}``)."""
+    return {f"{g}/{name}": {tuple(tokens(s)) for s in body} for g, src in starters.items()
             for name, (body, _) in functions(src).items()}
 
 
-def fingerprint(cells: dict[str, str], starters: dict[str, set[str]], k: int) -> dict[str, set[int]]:
+def fingerprint(cells: dict[str, str], starters: dict[str, set[tuple[str, ...]]], k: int) -> dict[str, set[int]]:
     """``{function: set of k-gram hashes}`` of a student's solution cells (``{grade_id: source}``), without
-    the statements of the starter code (``starters`` from :func:`starter_statements`)."""
+    the statements that are (after normalising) the starter code's (``starters`` from
+    :func:`starter_statements`)."""
     out: dict[str, set[int]] = {}
     for grade_id, source in cells.items():
         for name, (body, _) in functions(source).items():
             given = starters.get(f"{grade_id}/{name}", set())
-            toks = [t for s in body if not given or ast.dump(s) not in given for t in tokens(s)]
+            toks = [t for s in body for st in [tuple(tokens(s))] if st not in given for t in st]
             out[f"{grade_id}/{name}"] = {hash(tuple(toks[i:i + k])) for i in range(len(toks) - k + 1)}
     return out
 
