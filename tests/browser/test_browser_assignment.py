@@ -1,7 +1,11 @@
 """The student's view of an assignment in JupyterLab: the released notebook stops at the first graded cell
-with the stub's NotImplementedError; with the solutions filled in, every visible test passes."""
+with the stub's NotImplementedError; the released notebook with the reference solutions filled in (a student
+who solved it; hidden tests never reach students) passes every visible test and nbgrader's Validate."""
 from __future__ import annotations
 
+import shutil
+
+import nbformat
 import pytest
 
 from jlab import (NOTEBOOK, ROOT, RUN_TIMEOUT_MS, cell, describe, error_outputs, missing_figures,
@@ -10,11 +14,31 @@ from jlab import (NOTEBOOK, ROOT, RUN_TIMEOUT_MS, cell, describe, error_outputs,
 ASSIGNMENT = "conv_layers"
 RELEASED = f"assignments/{ASSIGNMENT}/{ASSIGNMENT}.ipynb"
 SOURCE = f"solutions/{ASSIGNMENT}/{ASSIGNMENT}.ipynb"  # the nbgrader source notebook: solutions filled in
+# A student's solved copy, under the notebook's own name (its checks may read the file by name), written into
+# the lab's course copy beside the released one.
+SOLVED = f"solved/{ASSIGNMENT}/{ASSIGNMENT}.ipynb"
 
 
 def _require(path: str) -> None:
     if not (ROOT / path).is_file():
         pytest.fail(f"{path} is missing: the browser tests open it (run `cnncourse release {ASSIGNMENT}`?)")
+
+
+def _solved_copy(lab) -> str:
+    """The released notebook with each solution cell replaced by the source's (matched by grade_id), written
+    into the lab's course copy; returns its path there."""
+    released = nbformat.read(lab.root / RELEASED, as_version=4)
+    answers = {nbgrader_meta(c)["grade_id"]: c.source
+               for c in nbformat.read(lab.root / SOURCE, as_version=4).cells if nbgrader_meta(c).get("solution")}
+    for c in released.cells:
+        meta = nbgrader_meta(c)
+        if meta.get("solution") and meta.get("grade_id") in answers:
+            c.source = answers[meta["grade_id"]]
+    target = lab.root / SOLVED
+    if not target.parent.exists():
+        shutil.copytree(lab.root / RELEASED.rsplit("/", 1)[0], target.parent)  # with any data files it needs
+    nbformat.write(released, target)
+    return SOLVED
 
 
 def _graded(nb) -> list[int]:
@@ -52,9 +76,11 @@ def test_released_notebook_stops_at_first_graded_cell_with_not_implemented(page,
 
 def test_solved_notebook_passes_every_visible_test(page, lab):
     _require(SOURCE)
-    open_in_lab(page, lab, SOURCE, workspace="student-solved")
+    _require(RELEASED)
+    solved = _solved_copy(lab)
+    open_in_lab(page, lab, solved, workspace="student-solved")
     run_all(page)
-    nb = save(page, lab, SOURCE)
+    nb = save(page, lab, solved)
 
     errors = error_outputs(nb)
     if errors:
@@ -75,7 +101,7 @@ def test_solved_notebook_passes_every_visible_test(page, lab):
     # nbgrader's Validate button (what a student clicks before submitting) agrees.
     page.locator(f"{NOTEBOOK} .jp-NotebookPanel-toolbar").get_by_text("Validate", exact=True).click()
     dialog = page.locator(".jp-Dialog")
-    dialog.wait_for()
+    dialog.wait_for(timeout=RUN_TIMEOUT_MS)  # it appears when validation (a full rerun) has finished
     page.wait_for_function("() => { const d = document.querySelector('.jp-Dialog');"
                            " return d && !/Validating/i.test(d.innerText); }", timeout=RUN_TIMEOUT_MS)
     screenshot(page, "assignment-4-solved-validate")
@@ -87,5 +113,5 @@ def test_solved_notebook_passes_every_visible_test(page, lab):
     missing = missing_figures(nb)
     if missing:
         _show(page, missing[0][0], "FAILED-assignment-missing-figure")
-    assert not missing, (f"{SOURCE}: these cells draw a figure but show nothing (a trailing `;` hides the "
+    assert not missing, (f"{SOURCE}'s solutions: these cells draw a figure but show nothing (a trailing `;` hides the "
                          "figure cnncourse.plotting returns): " + "; ".join(f"cell {i} `{src}`" for i, src in missing))
