@@ -215,7 +215,7 @@ def cmd_grade(args: argparse.Namespace) -> int:
                     sandbox=not args.no_sandbox)
     try:
         results = grade(_root(args), args.assignment, students=args.student or None, jobs=args.jobs, limits=limits,
-                        db_url=args.db, force=args.force, progress=not args.no_progress)
+                        db_url=args.db, force=args.force, progress=not args.no_progress, scheduler=args.scheduler)
     except KeyboardInterrupt:
         print("\nInterrupted: submissions finished so far are in the gradebook; run the same command again to "
               "continue where it stopped.", file=sys.stderr)
@@ -312,6 +312,9 @@ def _add_grading_commands(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.add_argument("--no-sandbox", action="store_true",
                    help="run student kernels unsandboxed (where bwrap cannot run; exposes the course, see README)")
+    p.add_argument("--scheduler", metavar="ADDRESS",
+                   help="grade on this Dask cluster (tcp://HOST:8786, tls://...): one task per submission, each "
+                        "in its worker's sandbox; needs `pip install 'cnncourse[dask]'` (--jobs is then ignored)")
     p.set_defaults(func=cmd_grade)
 
     p = sub.add_parser("feedback", help="HTML feedback without hidden tests", description=cmd_feedback.__doc__)

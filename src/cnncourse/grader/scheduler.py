@@ -20,6 +20,7 @@ import tempfile
 import time
 from collections import deque
 from pathlib import Path
+from typing import Any
 
 from cnncourse import course
 from cnncourse.grader import gradebook, journal, procs, sandbox
@@ -85,14 +86,16 @@ def _pending(crs: Course, assignment: str, wanted: list[str], force: bool) -> tu
 
 def grade(root: Path, assignment: str, students: list[str] | None = None, jobs: int | None = None,
           limits: Limits | None = None, db_url: str | None = None, force: bool = False, progress: bool = True,
-          hard_timeout: float | None = None) -> dict[str, Result]:
+          hard_timeout: float | None = None, scheduler: Any = None) -> dict[str, Result]:
     """Autograde the submissions of ``assignment`` in parallel; returns ``{student: Result}`` for every student
     considered (already graded ones with status ``skipped``). Raises ``KeyboardInterrupt`` after stopping the
-    workers when interrupted, ``CourseError`` when the sandbox cannot run or another run holds the lock."""
+    workers when interrupted, ``CourseError`` when the sandbox cannot run or another run holds the lock.
+    ``scheduler`` (a Dask scheduler address, cluster or Client) grades on that Dask cluster instead of local
+    worker processes (``dask_backend``); the sandbox then has to run on the Dask workers' hosts."""
     crs = Course.load(root, db_url)
     course._check_assignment(crs.root, assignment)
     limits = limits or Limits()
-    if limits.sandbox and not (probe := sandbox.probe())[0]:
+    if limits.sandbox and scheduler is None and not (probe := sandbox.probe())[0]:
         raise course.CourseError(f"cannot sandbox the students' kernels: {probe[1]}")
     jobs = max(1, jobs or os.cpu_count() or 1)
     if limits.threads <= 0:
@@ -106,7 +109,13 @@ def grade(root: Path, assignment: str, students: list[str] | None = None, jobs: 
         work = Path(tempfile.mkdtemp(prefix=f"cnncourse-grade-{assignment}-"))
         janitor = start_janitor(work)
         try:
-            GradingRun(crs, assignment, limits, work, janitor, hard, force, results).run(todo, jobs, progress)
+            if scheduler is not None:
+                from cnncourse.grader.dask_backend import DaskGradingRun
+
+                DaskGradingRun(crs, assignment, limits, work, janitor, hard, force, results).run_on(
+                    scheduler, todo, progress)
+            else:
+                GradingRun(crs, assignment, limits, work, janitor, hard, force, results).run(todo, jobs, progress)
         finally:
             shutil.rmtree(work, ignore_errors=True)
             os.close(janitor)
