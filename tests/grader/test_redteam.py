@@ -54,7 +54,18 @@ ANY_ATTACKS = {  # each imports a module named in a string, or runs a string as 
     "torch benchmark Timer runs a string": ("def f(t):\n    return t.utils.benchmark.Timer(stmt='import cnncourse')",
                                             "`.benchmark`"),
     "torch collect_env runs a shell": ("def f(t):\n    return t.utils.collect_env.run('ls')", "`.collect_env`"),
+    "os.system runs a python that imports anything": ("import os\nos.system('python -c 1')", "`.system`"),
+    "torch.package runs code from a zip it wrote": ("def f(t, z):\n    return t.package.PackageImporter(z)",
+                                                    "`.package`"),
 }
+
+
+def test_a_module_the_submission_wrote_cannot_be_imported(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "helper.py").write_text("from cnncourse.data import shapes\n")  # what the student's cell wrote
+    for source in ("import helper", "from helper import shapes"):
+        assert any("not installed" in line for line in problems([source], ANY_RULE)), source
+    assert problems(["import numpy, math, torch, collections, matplotlib.pyplot"], ANY_RULE) == []
 
 
 def test_setup_imports_of_refused_modules_become_refused_names():

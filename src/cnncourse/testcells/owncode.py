@@ -13,8 +13,11 @@ saved notebook with :func:`check_notebook`, so a student sees the rule fail befo
 from __future__ import annotations
 
 import ast
+import functools
+import importlib.machinery
 import json
 import os
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -29,7 +32,9 @@ _INTROSPECTION_MODULES = ("importlib", "builtins", "sys", "gc", "inspect", "ctyp
                           # pkgutil.resolve_name, operator.attrgetter, timeit/cProfile/doctest, mock.patch, ...
                           "operator", "pkgutil", "zipimport", "timeit", "doctest", "cProfile", "profile", "trace",
                           "pdb", "bdb", "shelve", "copyreg", "dill", "joblib", "cloudpickle", "site", "unittest",
-                          "logging.config")
+                          "logging.config",
+                          # running another program (a python that imports what the rule forbids)
+                          "posix", "pty", "asyncio", "webbrowser")
 _INTERNAL_ATTRS = frozenset({"__globals__", "__code__", "__closure__", "__builtins__", "__subclasses__",
                              "__loader__", "__spec__", "f_back", "f_globals", "f_locals", "f_builtins",
                              "tb_frame", "gi_frame", "cr_frame", "ag_frame", "sys", "__dict__", "__class__",
@@ -43,7 +48,11 @@ _INTERNAL_ATTRS = frozenset({"__globals__", "__code__", "__closure__", "__builti
                              # typing.get_type_hints (evaluates string annotations)
                              "f2py", "ctypeslib", "load_library", "extbuild", "build_and_import_extension",
                              "cpp_extension", "collect_env", "benchmark", "get_type_hints", "attrgetter",
-                             "methodcaller", "resolve_name", "import_module"})
+                             "methodcaller", "resolve_name", "import_module", "package", "load_pickle",
+                             # os.system & co. run another program (a python importing what the rule forbids)
+                             "system", "popen", "execl", "execle", "execlp", "execlpe", "execv", "execve",
+                             "execvp", "execvpe", "spawnl", "spawnle", "spawnlp", "spawnlpe", "spawnv", "spawnve",
+                             "spawnvp", "spawnvpe", "posix_spawn", "posix_spawnp", "fork", "forkpty"})
 # The dunder attributes honest code uses; any other (``__getattribute__``, ``__self__``, ``__reduce__``, ...)
 # reaches interpreter internals. Private ``_x`` attributes are refused except on ``self``/``cls`` (numpy's
 # ``np._core.function_base._nx.builtins``, ``collections._sys``, ...).
@@ -72,7 +81,7 @@ class OwnCode:
             parts.append("no " + ", no ".join(self.forbidden))
         parts.append("no names the setup imported from other modules (such as os)")
         parts.append("no dynamic imports or introspection (__import__, importlib, eval, exec, globals, getattr, "
-                     "sys, os, gc, inspect, frames, private `_` or `__` attributes, pickle loading)"
+                     "sys, os.system, gc, inspect, frames, private `_` or `__` attributes, pickle loading)"
                      + ("" if self.magics else ", no % magics or ! shell commands"))
         return "; ".join(parts)
 
@@ -117,6 +126,21 @@ def given_names(trusted: list[str], rule: OwnCode) -> frozenset[str]:
                 if _refused(module, rule) and not _under(module, _HELPER_MODULES):
                     names.update(a.asname or a.name for a in node.names if a.name != "*")
     return frozenset(names)
+
+
+@functools.lru_cache(maxsize=None)
+def _installed(top: str) -> bool:
+    """Whether ``top`` is a module of Python or of the environment, not a file next to the notebook (which a
+    submission can write, full of what the rule forbids, and import)."""
+    if top in sys.builtin_module_names or top == "__future__":
+        return True
+    here = {"", ".", os.getcwd()}
+    path = [p for p in sys.path if p not in here and Path(p).resolve() != Path.cwd().resolve()]
+    try:
+        return importlib.machinery.PathFinder.find_spec(top, path) is not None or \
+            importlib.machinery.FrozenImporter.find_spec(top) is not None
+    except (ImportError, ValueError, OSError):
+        return False
 
 
 def _internal_name(name: str) -> bool:
@@ -165,7 +189,10 @@ def problems(sources: list[str], rule: OwnCode, given: frozenset[str] | set[str]
             if isinstance(node, ast.ImportFrom):  # `from numpy import f2py`, `from typing import get_type_hints`
                 modules += [f"{node.module}.{alias.name}" for alias in node.names if _internal_name(alias.name)]
             for module in modules:
-                if module.startswith(".") or _under(module, forbidden) or (
+                if not module.startswith(".") and not _installed(module.split(".")[0]):
+                    found.append(f"{where}: `import {module}` (a module that is not installed, such as a file "
+                                 "your code wrote) is not allowed")
+                elif module.startswith(".") or _under(module, forbidden) or (
                         rule.allowed is not None and not _under(module, tuple(rule.allowed))) or any(
                         _internal_name(part) for part in module.split(".")):
                     found.append(f"{where}: `import {module}` is not allowed")
