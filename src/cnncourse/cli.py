@@ -313,8 +313,9 @@ def _add_grading_commands(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--no-sandbox", action="store_true",
                    help="run student kernels unsandboxed (where bwrap cannot run; exposes the course, see README)")
     p.add_argument("--scheduler", metavar="ADDRESS",
-                   help="grade on this Dask cluster (tcp://HOST:8786, tls://...): one task per submission, each "
-                        "in its worker's sandbox; needs `pip install 'cnncourse[dask]'` (--jobs is then ignored)")
+                   help="grade on this Dask cluster (tcp://HOST:8786, tls://..., or `gateway` for a new Dask Gateway "
+                        "cluster of --jobs workers): one task per submission, each in its worker's sandbox; needs "
+                        "`pip install 'cnncourse[dask]'`")
     p.set_defaults(func=cmd_grade)
 
     p = sub.add_parser("feedback", help="HTML feedback without hidden tests", description=cmd_feedback.__doc__)

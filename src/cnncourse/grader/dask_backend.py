@@ -161,24 +161,42 @@ def _with_submitted(crs: Course, scratch: Path) -> Course:
 
 
 # ---- client side -------------------------------------------------------------------------------------------
-def connect(scheduler: Any):
-    """A ``distributed.Client`` for an address (``tcp://HOST:8786``, ``tls://...``), a cluster object or a
-    client (returned as is); a clear error when Dask is not installed."""
+def connect(scheduler: Any, workers: int = 2):
+    """``(client, close)``: a ``distributed.Client`` for an address (``tcp://HOST:8786``, ``tls://...``), a cluster
+    object or a client (used as is, never closed); ``"gateway"`` starts a Dask Gateway cluster of ``workers``
+    workers (DaskHub: address and authentication from the ``DASK_GATEWAY__*`` settings) and shuts it down at
+    the end. A clear error when Dask (or dask-gateway) is not installed."""
     try:
         from distributed import Client
     except ImportError as exc:
         raise course.CourseError("--scheduler needs Dask: pip install 'cnncourse[dask]'") from exc
     if isinstance(scheduler, Client):
-        return scheduler, False
-    return Client(scheduler, set_as_default=False), True
+        return scheduler, lambda: None
+    if scheduler == "gateway":
+        try:
+            from dask_gateway import Gateway
+        except ImportError as exc:
+            raise course.CourseError("--scheduler gateway needs dask-gateway (in the DaskHub image): "
+                                     "pip install dask-gateway") from exc
+        cluster = Gateway().new_cluster()
+        cluster.scale(workers)
+        client = cluster.get_client(set_as_default=False)
+
+        def close() -> None:
+            client.close()
+            cluster.shutdown()
+        return client, close
+    client = Client(scheduler, set_as_default=False)
+    return client, client.close
 
 
 class DaskGradingRun(GradingRun):
     """``GradingRun`` whose workers are Dask tasks; recording (merge, notebooks, journal, bar) is inherited."""
 
-    def run_on(self, scheduler: Any, todo: list[str], progress: bool) -> None:
-        """Grade ``todo`` on the Dask cluster at ``scheduler`` (an address, a cluster or a Client)."""
-        client, owned = connect(scheduler)
+    def run_on(self, scheduler: Any, todo: list[str], progress: bool, workers: int = 2) -> None:
+        """Grade ``todo`` on the Dask cluster at ``scheduler`` (an address, a cluster, a Client or ``"gateway"``
+        for a new Dask Gateway cluster of ``workers`` workers)."""
+        client, close = connect(scheduler, workers)
         futures: dict = {}
         try:
             with client.as_current():
@@ -189,8 +207,7 @@ class DaskGradingRun(GradingRun):
         finally:
             if self.bar is not None:
                 self.bar.close()
-            if owned:
-                client.close()
+            close()
 
     def _submit_and_collect(self, client, todo: list[str], progress: bool, futures: dict) -> None:
         """Make the template, scatter the bundle, submit one task per student, record each as it finishes."""

@@ -113,7 +113,7 @@ def grade(root: Path, assignment: str, students: list[str] | None = None, jobs: 
                 from cnncourse.grader.dask_backend import DaskGradingRun
 
                 DaskGradingRun(crs, assignment, limits, work, janitor, hard, force, results).run_on(
-                    scheduler, todo, progress)
+                    scheduler, todo, progress, workers=jobs)
             else:
                 GradingRun(crs, assignment, limits, work, janitor, hard, force, results).run(todo, jobs, progress)
         finally:
