@@ -192,3 +192,37 @@ def test_real_grading_gives_the_bypasses_no_hidden_points(tmp_path, monkeypatch)
         entry = json.loads((root / "autograded" / ".cnncourse-grade" / "sq" / f"{student}.json").read_text())
         assert "is not allowed" in entry["tests"]["sq"]["test_square"]["message"], entry
     assert not os.path.exists(root / "autograded" / "honest" / "sq" / ".cnncourse_cases.json")
+
+
+# ------------------------------------------------------------------ the grader's own output stays small
+ECHO_ORACLE = """
+from cnncourse.grader.cases import Test, call_text, wrong_answer
+
+
+def _cases(rng):
+    return [{"args": [int(rng.integers(1, 1000))], "kwargs": {}} for _ in range(3)]
+
+
+def _check(case, got):
+    return None if got == case["args"][0] ** 2 else wrong_answer(call_text("square", case), got)
+
+
+TESTS = {"square": Test(cases=_cases, check=_check)}
+"""
+
+
+def test_a_huge_wrong_answer_gives_a_short_failure_message(tmp_path, monkeypatch):
+    """The oracle's message quotes the answer: 1 MB of it would land in autograded/, the journal and the report,
+    past the sandbox's output budget."""
+    from test_hidden_grader import grade, notebook
+
+    from cnncourse.grader.hidden import FAILED, MAX_MESSAGE
+
+    monkeypatch.setenv(ENV_VAR, "redteam-secret")
+    (tmp_path / "solutions" / "sq").mkdir(parents=True)
+    (tmp_path / "solutions" / "sq" / "oracle.py").write_text(ECHO_ORACLE)
+    nbformat.write(notebook("x * x"), tmp_path / "solutions" / "sq" / "sq.ipynb")
+    cell, record = grade(tmp_path, notebook("x * x"), lambda x: "A" * 1_000_000)
+    assert not record["passed"] and "returned 'AAAA" in record["message"]
+    assert len(record["message"]) <= MAX_MESSAGE + 100 and len(cell.outputs[-1].evalue) <= MAX_MESSAGE + 100
+    assert cell.outputs[-1].ename == FAILED

@@ -35,6 +35,16 @@ __all__ = ["PlaceCases", "CheckAnswers", "Test", "FAILED", "hint_of"]
 
 FAILED = "HiddenTestFailed"
 _HINT = "Likely cause:"
+MAX_MESSAGE = 2000  # characters: a failure message quotes the student's answer, which may be megabytes
+
+
+def _short(message: str) -> str:
+    """``message`` cut to :data:`MAX_MESSAGE` characters (its ``Likely cause:`` line kept)."""
+    if len(message) <= MAX_MESSAGE:
+        return message
+    hint = hint_of(message)
+    tail = f"\n{_HINT} {hint[:300]}" if hint else ""
+    return message[:MAX_MESSAGE - len(tail)] + " ... (cut)" + tail
 
 
 def hint_of(message: str) -> str | None:
@@ -125,7 +135,7 @@ class CheckAnswers(HiddenTestsPreprocessor):
                 if message:
                     cell.outputs.append(new_output("error", ename=FAILED, evalue=message, traceback=[]))
             if errors:
-                message = f"{errors[0].get('ename', 'Error')}: {errors[0].get('evalue', '')}"
+                message = _short(f"{errors[0].get('ename', 'Error')}: {errors[0].get('evalue', '')}")
             grade_id = cell.metadata["nbgrader"].get("grade_id", "")
             record[grade_id] = {"passed": message is None, "message": message or "",
                                 "hint": hint_of(message) if message else None}
@@ -179,7 +189,7 @@ class CheckAnswers(HiddenTestsPreprocessor):
             except Exception as exc:  # an answer the oracle could not even compare
                 message = f"your answer {wire.Unencodable(type(got).__name__)} could not be checked ({exc})"
             if message:
-                failures.append(message)
+                failures.append(_short(str(message)))
         if not failures:
             return None
         return f"hidden test {name}: {len(failures)} of {len(cases)} cases wrong. First: {failures[0]}"
