@@ -5,10 +5,12 @@
 * ``run_cli``, ``scores``, ``cell_scores``, ``journal_entry``: running and reading ``cnncourse grade``;
 * ``leftover_processes``/``leftover_scratch``: nothing may outlive a run;
 * ``autograde``: real ``nbgrader autograde`` of submissions on a scratch copy of one of the course's
-  assignments (used by tests/test_assignments.py and tests/test_conv_layers_grading.py).
+  assignments (used by tests/test_assignments.py and tests/test_conv_layers_grading.py); ``autograde_notebooks``
+  does the same for notebooks built in memory (``with_answers``) and ``autograded``/``cell_index`` read the result.
 """
 from __future__ import annotations
 
+import atexit
 import copy
 import json
 import os
@@ -16,6 +18,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import time
 from pathlib import Path
 
 import nbformat
@@ -93,6 +96,7 @@ def make_course(where: Path) -> tuple[Path, nbformat.NotebookNode]:
     root = where / "course"
     if "root" not in _TEMPLATE:
         base = Path(tempfile.mkdtemp(prefix="cnncourse-tiny-"))
+        atexit.register(shutil.rmtree, base, True)
         (base / "course" / "solutions" / ASSIGNMENT).mkdir(parents=True)
         shutil.copy2(ROOT / "nbgrader_config.py", base / "course" / "nbgrader_config.py")
         nbformat.write(source_notebook(), base / "course" / "solutions" / ASSIGNMENT / f"{ASSIGNMENT}.ipynb")
@@ -174,9 +178,13 @@ def leftover_processes(marker: str) -> list[str]:
     return found
 
 
-def leftover_scratch(assignment: str = ASSIGNMENT) -> list[str]:
-    """Scratch folders of grading runs still in the temp folder."""
-    return sorted(str(p) for p in Path(tempfile.gettempdir()).glob(f"cnncourse-grade-{assignment}-*"))
+def leftover_scratch(root: Path, assignment: str = ASSIGNMENT) -> list[str]:
+    """Scratch folders of grading runs of this course still in the temp folder."""
+    from cnncourse.grader.layout import Course
+    from cnncourse.grader.scheduler import scratch_prefix
+
+    prefix = scratch_prefix(Course.load(root), assignment)
+    return sorted(str(p) for p in Path(tempfile.gettempdir()).glob(prefix + "*"))
 
 
 def files_of(folder: Path) -> dict[str, bytes]:
@@ -221,7 +229,38 @@ def autograde(course_root: Path, assignment: str, submissions: dict[str, Path],
             target.mkdir(parents=True)
             shutil.copy2(path, target / notebooks[0].name)
         run_nbgrader(root, "autograde", assignment, "--force")
-        from nbgrader.api import Gradebook
+        return scores(root, assignment)
 
-        with Gradebook(f"sqlite:///{root / 'gradebook.db'}") as gb:
-            return {s.student.id: (s.score, s.max_score) for s in gb.assignment_submissions(assignment)}
+
+def cell_index(nb, grade_id: str) -> int:
+    """Position in ``nb`` of the cell whose nbgrader ``grade_id`` is ``grade_id``."""
+    return next(i for i, c in enumerate(nb.cells) if c.metadata.get("nbgrader", {}).get("grade_id") == grade_id)
+
+
+def with_answers(notebook: Path, answers: dict[str, str]) -> nbformat.NotebookNode:
+    """The notebook file ``notebook`` with the cells named in ``answers`` (grade id -> source) replaced."""
+    nb = nbformat.read(notebook, as_version=4)
+    for grade_id, source in answers.items():
+        nb.cells[cell_index(nb, grade_id)].source = source
+    return nb
+
+
+def autograde_notebooks(course_root: Path, assignment: str, workdir: Path,
+                        submissions: dict[str, nbformat.NotebookNode]) -> tuple[Path, dict[str, tuple[float, float]], float]:
+    """``nbgrader autograde`` of ``submissions`` (student id -> notebook) in a scratch course made in ``workdir``.
+
+    Returns the scratch course's root, ``{student: (score, max_score)}`` and the seconds autograde took."""
+    root = make_real_course(Path(course_root), assignment, workdir)
+    for student, nb in submissions.items():
+        folder = root / "submitted" / student / assignment
+        folder.mkdir(parents=True)
+        nbformat.write(nb, folder / f"{assignment}.ipynb")
+    start = time.perf_counter()
+    run_nbgrader(root, "autograde", assignment, "--force")
+    elapsed = time.perf_counter() - start
+    return root, scores(root, assignment), elapsed
+
+
+def autograded(root: Path, assignment: str, student: str) -> nbformat.NotebookNode:
+    """The notebook ``nbgrader autograde`` wrote for ``student`` in the scratch course ``root``."""
+    return nbformat.read(root / "autograded" / student / assignment / f"{assignment}.ipynb", as_version=4)

@@ -69,7 +69,7 @@ def test_nothing_left_behind(graded_class):
     root, _, _ = graded_class
     assert leftover_processes(str(root)) == []
     assert leftover_processes(ESCAPE_MARK) == []
-    assert leftover_scratch() == []
+    assert leftover_scratch(root) == []
 
 
 def test_rerun_skips_and_force_regrades_keeping_manual_comments(graded_class):

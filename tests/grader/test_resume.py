@@ -53,7 +53,7 @@ def test_killed_and_interrupted_runs_resume(tmp_path):
     # 1. killed outright while b_slow runs: its worker and kernel die with the run, the janitor cleans up
     stop_after(start(root, 40), journal, "a_fast", signal.SIGKILL)
     time.sleep(1)
-    assert leftover_processes(str(root)) == [] and leftover_scratch() == []
+    assert leftover_processes(str(root)) == [] and leftover_scratch(root) == []
     assert scores(root) == {"a_fast": (6.0, 6.0)} and done() == ["a_fast"]
 
     # 2. Ctrl-C while d_slow runs: the run stops its workers itself and says how to continue
@@ -61,7 +61,7 @@ def test_killed_and_interrupted_runs_resume(tmp_path):
     out, err = stop_after(proc, journal, "c_fast", signal.SIGINT)
     assert proc.returncode == 130 and "run the same command again" in err, out + err
     time.sleep(1)
-    assert leftover_processes(str(root)) == [] and leftover_scratch() == []
+    assert leftover_processes(str(root)) == [] and leftover_scratch(root) == []
     assert done() == ["a_fast", "b_slow", "c_fast"]
 
     # 3. the next run grades only what is left
@@ -92,7 +92,8 @@ def test_a_dying_worker_is_recorded_and_the_run_goes_on(tmp_path):
     submit(root, "a_slow", answered(released, {**ANSWERS_OK, "square": "time.sleep(40)\n" + SQUARE_OK}))
     submit(root, "b_fast", answered(released, ANSWERS_OK))
     proc = start(root, 60)  # the worker to kill: a child of the run with a sandboxed kernel (bwrap) below it
-    workers = lambda: [p for p in children(proc.pid) if any(b"bwrap" in cmdline(k) for k in descendants(p))]  # noqa: E731
+    workers = lambda: [p for p in children(proc.pid) if b"bwrap" not in cmdline(p)  # noqa: E731 (not the probe)
+                       and any(b"bwrap" in cmdline(k) for k in descendants(p))]
     wait_for(proc, lambda: workers(), "a worker with a kernel")
     time.sleep(2)
     os.kill(workers()[0], signal.SIGKILL)
@@ -103,7 +104,7 @@ def test_a_dying_worker_is_recorded_and_the_run_goes_on(tmp_path):
     assert "graded" in lines["b_fast"]
     assert scores(root) == {"a_slow": (0.0, 6.0), "b_fast": (6.0, 6.0)}
     assert journal_entry(root, "a_slow")["status"] == "crashed"
-    assert leftover_processes(str(root)) == [] and leftover_scratch() == []
+    assert leftover_processes(str(root)) == [] and leftover_scratch(root) == []
     rerun = run_cli(root, "grade", "tiny", "--no-progress")  # recorded: not tried again without --force
     assert "skipped" in summary_lines(rerun.stdout)["a_slow"], rerun.stdout + rerun.stderr
 

@@ -75,7 +75,9 @@ def load_oracle(root: str | Path, assignment: str) -> Oracle | None:
     rules = getattr(module, "RULES", OwnCode())
     if not isinstance(rules, OwnCode):
         raise ValueError(f"{path}: RULES must be a cnncourse.testcells.owncode.OwnCode, got {type(rules).__name__}")
-    return Oracle(assignment=assignment, tests=dict(tests), rules=rules, source_dir=folder)
+    from cnncourse.grader import verdicts  # a grading run shares each verdict among its workers
+
+    return verdicts.share(Oracle(assignment=assignment, tests=dict(tests), rules=rules, source_dir=folder))
 
 
 def hidden_tests_in(source: str) -> list[str]:

@@ -42,6 +42,7 @@ def receive(stream: BinaryIO) -> Any:
 
 
 def _grade_in_child(job, secret: bytes | None) -> None:
+    from cnncourse.grader import verdicts
     from cnncourse.grader.secret import ENV_VAR
     from cnncourse.grader.worker import worker_main
 
@@ -49,6 +50,8 @@ def _grade_in_child(job, secret: bytes | None) -> None:
     os.dup2(null, 0)
     if secret is not None:
         os.environ[ENV_VAR] = secret.decode()
+    # verdicts shared by every task of this bundle on this host
+    os.environ[verdicts.ENV_VAR] = os.path.join(os.path.dirname(str(job.course.root)), "verdicts.sqlite")
     worker_main(job)  # never returns
 
 

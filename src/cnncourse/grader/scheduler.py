@@ -9,6 +9,7 @@ goes on. A run that is interrupted keeps everything merged so far; the next run 
 """
 from __future__ import annotations
 
+import hashlib
 import json
 import multiprocessing
 import multiprocessing.connection
@@ -23,11 +24,16 @@ from pathlib import Path
 from typing import Any
 
 from cnncourse import course
-from cnncourse.grader import gradebook, journal, procs, sandbox
+from cnncourse.grader import gradebook, journal, procs, sandbox, verdicts
 from cnncourse.grader.layout import Course
 from cnncourse.grader.limits import Limits
 from cnncourse.grader.result import Result
 from cnncourse.grader.worker import Job, worker_main
+
+
+def scratch_prefix(crs: Course, assignment: str) -> str:
+    """Name prefix of a run's scratch folder in the system's temp folder (one per course and assignment)."""
+    return f"cnncourse-grade-{assignment}-{hashlib.sha1(str(crs.root).encode()).hexdigest()[:8]}-"
 
 
 def start_janitor(scratch: Path) -> int:
@@ -106,8 +112,9 @@ def grade(root: Path, assignment: str, students: list[str] | None = None, jobs: 
             return results
         n_notebooks = len(list(crs.source(assignment).glob("*.ipynb")))
         hard = hard_timeout or n_notebooks * (limits.timeout_notebook + 2 * limits.timeout_cell + 30) + 60
-        work = Path(tempfile.mkdtemp(prefix=f"cnncourse-grade-{assignment}-"))
+        work = Path(tempfile.mkdtemp(prefix=scratch_prefix(crs, assignment)))
         janitor = start_janitor(work)
+        os.environ[verdicts.ENV_VAR] = str(work / "verdicts.sqlite")  # the workers' shared oracle verdicts
         try:
             if scheduler is not None:
                 from cnncourse.grader.dask_backend import DaskGradingRun
@@ -117,6 +124,7 @@ def grade(root: Path, assignment: str, students: list[str] | None = None, jobs: 
             else:
                 GradingRun(crs, assignment, limits, work, janitor, hard, force, results).run(todo, jobs, progress)
         finally:
+            os.environ.pop(verdicts.ENV_VAR, None)
             shutil.rmtree(work, ignore_errors=True)
             os.close(janitor)
     return results
