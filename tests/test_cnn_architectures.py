@@ -3,13 +3,13 @@ mistakes, the notebook states the rules the grader applies, and no graded answer
 (Real grading: tests/grader/test_architectures_grading.py.)"""
 from __future__ import annotations
 
-import importlib.util
 import json
 from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
+from solution_modules import load_solution_module
 
 from cnncourse import models
 
@@ -19,10 +19,7 @@ FOLDER = ROOT / "solutions" / "cnn_architectures"
 
 @pytest.fixture(scope="module")
 def oracle():
-    spec = importlib.util.spec_from_file_location("_arch_oracle", FOLDER / "oracle.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_solution_module("cnn_architectures/oracle.py")
 
 
 def cells(grade_id: str) -> str:

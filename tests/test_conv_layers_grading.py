@@ -5,7 +5,6 @@ submissions with classic mistakes exactly the points of the functions they got r
 The hidden-test adapters are taken from the source notebook's test cells (the `hidden.check(...)` calls), the
 reference from its solution cells (`oracle.reference`): nothing here is a second copy of either.
 """
-import importlib.util
 import re
 import sys
 from pathlib import Path
@@ -13,19 +12,14 @@ from pathlib import Path
 import nbformat
 import numpy as np
 import pytest
+from solution_modules import load_solution_module
 
 from cnncourse.testcells import wire
 
 ROOT = Path(__file__).resolve().parents[1]
 SOURCE = ROOT / "solutions" / "conv_layers" / "conv_layers.ipynb"
-_spec = importlib.util.spec_from_file_location("conv_layers_oracle", ROOT / "solutions/conv_layers/oracle.py")
-oracle = importlib.util.module_from_spec(_spec)
-_spec.loader.exec_module(oracle)
-_spec = importlib.util.spec_from_file_location(
-    "conv_layers_reference", ROOT / "solutions/conv_layers/oracle_reference.py")
-_module = importlib.util.module_from_spec(_spec)
-_spec.loader.exec_module(_module)
-reference = _module.reference  # the notebook's solution cells, executed
+oracle = load_solution_module("conv_layers/oracle.py")
+reference = load_solution_module("conv_layers/oracle_reference.py").reference  # the notebook's solution cells, executed
 HIDDEN = re.compile(r"### BEGIN HIDDEN TESTS\n(.*?)### END HIDDEN TESTS", re.S)
 
 

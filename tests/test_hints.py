@@ -1,22 +1,16 @@
 """cnncourse.testcells.hints: each classic mistake, made on purpose in a copy of the reference solution
 (taken from solutions/conv_layers/conv_layers.ipynb by oracle_reference.reference), is named; a right answer gets no hint."""
-import importlib.util
-from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
+from solution_modules import load_solution_module
 
 from cnncourse.testcells.hints import (batchnorm_backward_hint, batchnorm_hint, conv_backward_hint, conv_forward_hint,
                                       pool_backward_hint)
 
-ROOT = Path(__file__).resolve().parents[1]
-_spec = importlib.util.spec_from_file_location(
-    "conv_layers_reference", ROOT / "solutions/conv_layers/oracle_reference.py")
-_module = importlib.util.module_from_spec(_spec)
-_spec.loader.exec_module(_module)
-reference = _module.reference  # the notebook's solution cells, executed
+reference = load_solution_module("conv_layers/oracle_reference.py").reference  # the notebook's solution cells, executed
 
 REF = reference()
 WINDOW = "window = xp[n, :, i * S:i * S + HH, j * S:j * S + WW]"

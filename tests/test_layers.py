@@ -1,21 +1,15 @@
 """cnncourse.layers (input checks, no answers) and the instructor's reference layers of conv_layers, taken from
 the source notebook, against torch.nn.functional and autograd (float64)."""
-import importlib.util
-from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
+from solution_modules import load_solution_module
 
 from cnncourse import layers
 
-ROOT = Path(__file__).resolve().parents[1]
-_spec = importlib.util.spec_from_file_location(
-    "conv_layers_reference", ROOT / "solutions/conv_layers/oracle_reference.py")
-_module = importlib.util.module_from_spec(_spec)
-_spec.loader.exec_module(_module)
-reference = _module.reference  # the notebook's solution cells, executed
+reference = load_solution_module("conv_layers/oracle_reference.py").reference  # the notebook's solution cells, executed
 REF = reference()
 CASES = 60
 

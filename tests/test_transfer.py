@@ -13,6 +13,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from solution_modules import load_solution_module
 
 from cnncourse import data, models, pretrained, train
 
@@ -147,12 +148,7 @@ def test_lecture09_runs_its_vgg16_section(vgg16_url, tmp_path, monkeypatch):
 
 # ------------------------------------------------------------------ the transfer_learning assignment (issue 18)
 def _assignment_oracle():
-    import importlib.util
-
-    spec = importlib.util.spec_from_file_location("_tl_oracle", SHIPPED.parent / "oracle.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_solution_module("transfer_learning/oracle.py")
 
 
 def _cell(grade_id: str) -> str:

@@ -5,12 +5,11 @@ visible ones."""
 from __future__ import annotations
 
 import os
-import time
 from pathlib import Path
 
 import nbformat
 import pytest
-from helpers import make_real_course, run_nbgrader
+from helpers import autograde_notebooks, autograded, cell_index, with_answers
 
 from cnncourse.grader.hidden import FAILED
 
@@ -66,36 +65,9 @@ PLAIN_DESIGN = '''def shapes_net(num_classes):
 MISTAKES = {"residual_block_a": NO_FINAL_RELU, "preact_bottleneck": STRIDE_ON_1X1, "shapes_net": PLAIN_DESIGN}
 
 
-def cell_index(nb, grade_id):
-    return next(i for i, c in enumerate(nb.cells) if c.metadata.get("nbgrader", {}).get("grade_id") == grade_id)
-
-
-def with_answers(answers: dict[str, str]):
-    nb = nbformat.read(SOURCE, as_version=4)
-    for grade_id, source in answers.items():
-        nb.cells[cell_index(nb, grade_id)].source = source
-    return nb
-
-
 def grade(tmp: Path, submissions: dict, monkeypatch) -> tuple[Path, dict, float]:
     monkeypatch.setenv("CNNCOURSE_SECRET", SECRET)
-    root = make_real_course(ROOT, ASSIGNMENT, tmp)
-    for student, nb in submissions.items():
-        folder = root / "submitted" / student / ASSIGNMENT
-        folder.mkdir(parents=True)
-        nbformat.write(nb, folder / f"{ASSIGNMENT}.ipynb")
-    start = time.perf_counter()
-    run_nbgrader(root, "autograde", ASSIGNMENT, "--force")
-    elapsed = time.perf_counter() - start
-    from nbgrader.api import Gradebook
-
-    with Gradebook(f"sqlite:///{root / 'gradebook.db'}") as gb:
-        marks = {s.student.id: (s.score, s.max_score) for s in gb.assignment_submissions(ASSIGNMENT)}
-    return root, marks, elapsed
-
-
-def autograded(root: Path, student: str):
-    return nbformat.read(root / "autograded" / student / ASSIGNMENT / f"{ASSIGNMENT}.ipynb", as_version=4)
+    return autograde_notebooks(ROOT, ASSIGNMENT, tmp, submissions)
 
 
 def error_of(nb, grade_id):
@@ -116,9 +88,9 @@ def test_reference_full_marks_within_budget(tmp_path, monkeypatch):
 @pytest.mark.slow
 def test_released_zero_and_mistakes_partial_with_hints(tmp_path, monkeypatch):
     root, marks, _ = grade(tmp_path, {"released": nbformat.read(RELEASED, as_version=4),
-                                      "mistakes": with_answers(MISTAKES)}, monkeypatch)
+                                      "mistakes": with_answers(SOURCE, MISTAKES)}, monkeypatch)
     assert marks["released"] == (0.0, 25.0)
-    nb = autograded(root, "mistakes")
+    nb = autograded(root, ASSIGNMENT, "mistakes")
     lost = sum(nb.cells[cell_index(nb, f"test_{g}")].metadata["nbgrader"]["points"] for g in MISTAKES)
     assert marks["mistakes"] == (25.0 - lost, 25.0) and 25.0 - lost > 0
     relu = error_of(nb, "test_residual_block_a")

@@ -9,7 +9,6 @@ answers: they exist only in the grader.
 """
 from __future__ import annotations
 
-import importlib.util
 import json
 import re
 import shutil
@@ -17,7 +16,8 @@ from pathlib import Path
 
 import nbformat
 import pytest
-from helpers import make_real_course, run_nbgrader
+from helpers import autograde_notebooks, autograded, cell_index, run_nbgrader, scores
+from solution_modules import load_solution_module
 
 from cnncourse.grader.cases import load_oracle, student_cases
 from cnncourse.grader.hidden import FAILED
@@ -122,10 +122,6 @@ MISTAKES = {
 }
 
 
-def cell_index(nb, grade_id):
-    return next(i for i, c in enumerate(nb.cells) if c.metadata.get("nbgrader", {}).get("grade_id") == grade_id)
-
-
 def submission(answers: dict[str, str] | None = None, insert: dict[str, str] | None = None, append: str = ""):
     """The reference notebook with some answer cells replaced, student cells inserted after (or, with a
     key "above:<id>", before) a cell, and one appended at the end."""
@@ -159,24 +155,9 @@ SUBMISSIONS = {
 @pytest.fixture(scope="module")
 def graded(tmp_path_factory):
     """(course root, {student: (score, max)}, {student: autograded notebook}) after one autograde run."""
-    root = make_real_course(ROOT, ASSIGNMENT, tmp_path_factory.mktemp("hidden"))
-    for student, build in SUBMISSIONS.items():
-        folder = root / "submitted" / student / ASSIGNMENT
-        folder.mkdir(parents=True)
-        nbformat.write(build(), folder / f"{ASSIGNMENT}.ipynb")
-    run_nbgrader(root, "autograde", ASSIGNMENT, "--force")
-    return root, scores(root), {s: autograded(root, s) for s in SUBMISSIONS}
-
-
-def scores(root: Path) -> dict[str, tuple[float, float]]:
-    from nbgrader.api import Gradebook
-
-    with Gradebook(f"sqlite:///{root / 'gradebook.db'}") as gb:
-        return {s.student.id: (s.score, s.max_score) for s in gb.assignment_submissions(ASSIGNMENT)}
-
-
-def autograded(root: Path, student: str):
-    return nbformat.read(root / "autograded" / student / ASSIGNMENT / f"{ASSIGNMENT}.ipynb", as_version=4)
+    root, marks, _ = autograde_notebooks(ROOT, ASSIGNMENT, tmp_path_factory.mktemp("hidden"),
+                                         {student: build() for student, build in SUBMISSIONS.items()})
+    return root, marks, {s: autograded(root, ASSIGNMENT, s) for s in SUBMISSIONS}
 
 
 def errors(nb, grade_id):
@@ -202,8 +183,8 @@ def test_honest_submissions_get_full_marks_and_their_own_inputs(graded):
                 if "application/vnd.cnncourse.answers+json" in o.get("data", {})], "answers must be removed"
     # graded again, alice gets exactly the same inputs
     run_nbgrader(root, "autograde", ASSIGNMENT, "--student", "alice", "--force")
-    again = re.search(r"CASES (.*)", text_of(autograded(root, "alice"))).group(1)
-    assert again == cases["alice"] and scores(root)["alice"] == (full, full)
+    again = re.search(r"CASES (.*)", text_of(autograded(root, ASSIGNMENT, "alice"))).group(1)
+    assert again == cases["alice"] and scores(root, ASSIGNMENT)["alice"] == (full, full)
 
 
 @pytest.mark.slow
@@ -265,9 +246,7 @@ def test_nothing_in_the_kernel_holds_an_expected_answer(graded):
         seen[student] = {int(v) for line in re.findall(r"SPY \[(.*)\]", text) for v in line.split(",") if v.strip()}
         assert seen[student], "the spy saw nothing: the test did not run"
         assert marks[student][0] < marks[student][1]
-    spec = importlib.util.spec_from_file_location("oracle_network", SOURCE.parent / "oracle_network.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
+    module = load_solution_module("conv_arithmetic/oracle_network.py")
     for student, other in (("spy_a", "spy_b"), ("spy_b", "spy_a")):
         expected = {n for case in student_cases(oracle, "network_table", student, root)
                     for _, _, params, macs in module.network_rows(*case["args"]) for n in (params, macs) if n > 10_000}

@@ -5,12 +5,11 @@ nothing") and training from random weights (no transfer) both stay below the thr
 from __future__ import annotations
 
 import os
-import time
 from pathlib import Path
 
 import nbformat
 import pytest
-from helpers import make_real_course, run_nbgrader
+from helpers import autograde_notebooks, autograded, cell_index, with_answers
 
 from cnncourse.grader.hidden import FAILED
 
@@ -53,36 +52,13 @@ FINETUNE = '''def configure(model):
 '''
 
 
-def cell_index(nb, grade_id):
-    return next(i for i, c in enumerate(nb.cells) if c.metadata.get("nbgrader", {}).get("grade_id") == grade_id)
-
-
-def with_answers(answers: dict[str, str]):
-    nb = nbformat.read(SOURCE, as_version=4)
-    for grade_id, source in answers.items():
-        nb.cells[cell_index(nb, grade_id)].source = source
-    return nb
-
-
 def grade(tmp: Path, submissions: dict, monkeypatch) -> tuple[Path, dict, float]:
     monkeypatch.setenv("CNNCOURSE_SECRET", SECRET)
-    root = make_real_course(ROOT, ASSIGNMENT, tmp)
-    for student, nb in submissions.items():
-        folder = root / "submitted" / student / ASSIGNMENT
-        folder.mkdir(parents=True)
-        nbformat.write(nb, folder / f"{ASSIGNMENT}.ipynb")
-    start = time.perf_counter()
-    run_nbgrader(root, "autograde", ASSIGNMENT, "--force")
-    elapsed = time.perf_counter() - start
-    from nbgrader.api import Gradebook
-
-    with Gradebook(f"sqlite:///{root / 'gradebook.db'}") as gb:
-        marks = {s.student.id: (s.score, s.max_score) for s in gb.assignment_submissions(ASSIGNMENT)}
-    return root, marks, elapsed
+    return autograde_notebooks(ROOT, ASSIGNMENT, tmp, submissions)
 
 
 def error_of(root: Path, student: str, grade_id: str):
-    nb = nbformat.read(root / "autograded" / student / ASSIGNMENT / f"{ASSIGNMENT}.ipynb", as_version=4)
+    nb = autograded(root, ASSIGNMENT, student)
     (error,) = [o for o in nb.cells[cell_index(nb, grade_id)].outputs if o.output_type == "error"]
     return error
 
@@ -101,9 +77,9 @@ def test_reference_full_marks_within_budget(tmp_path, monkeypatch):
 def test_released_zero_mistakes_partial_and_strategies_judged_by_accuracy(tmp_path, monkeypatch):
     root, marks, _ = grade(tmp_path, {
         "released": nbformat.read(RELEASED, as_version=4),
-        "mistakes": with_answers({"freeze_backbone": FREEZE_PARAMETERS_ONLY, "configure": NOTHING}),
-        "scratch": with_answers({"configure": SCRATCH}),
-        "finetune": with_answers({"configure": FINETUNE}),
+        "mistakes": with_answers(SOURCE, {"freeze_backbone": FREEZE_PARAMETERS_ONLY, "configure": NOTHING}),
+        "scratch": with_answers(SOURCE, {"configure": SCRATCH}),
+        "finetune": with_answers(SOURCE, {"configure": FINETUNE}),
     }, monkeypatch)
     assert marks["released"] == (0.0, FULL)
     assert marks["mistakes"] == (FULL - 4 - 8, FULL)
