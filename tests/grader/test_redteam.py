@@ -226,3 +226,22 @@ def test_a_huge_wrong_answer_gives_a_short_failure_message(tmp_path, monkeypatch
     assert not record["passed"] and "returned 'AAAA" in record["message"]
     assert len(record["message"]) <= MAX_MESSAGE + 100 and len(cell.outputs[-1].evalue) <= MAX_MESSAGE + 100
     assert cell.outputs[-1].ename == FAILED
+
+
+# ------------------------------------------------------------------ the sandbox's disk budget
+def test_dev_shm_is_not_a_second_unbounded_disk(tmp_path):
+    """/dev/shm was a tmpfs without a size (half the machine's RAM), beside the kernel's budgeted /tmp."""
+    import subprocess
+    import sys
+
+    from cnncourse.grader import sandbox
+
+    works, why = sandbox.probe()
+    if not works:
+        pytest.skip(why)
+    fill = ("import os\nn = 0\ntry:\n    for i in range(8):\n        with open(f'/dev/shm/f{i}', 'wb') as f:\n"
+            "            f.write(bytes(4 << 20))\n        n += 4\nexcept OSError:\n    pass\nprint(n)")
+    proc = subprocess.run(sandbox.base_args(sandbox.bwrap_path(), tmp_path / "none", disk_mb=8)
+                          + ["--", sys.executable, "-c", fill], capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 0, proc.stderr
+    assert int(proc.stdout) <= 8  # MB: within the kernel's disk budget (32 MB got through before)

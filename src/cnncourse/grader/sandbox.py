@@ -24,6 +24,7 @@ SANDBOX_UID = 1000
 WORKDIR = "/tmp/work"  # the kernel's working folder inside the sandbox
 INBOX = "/run/submission"  # read-only: the files copied into WORKDIR at start
 IPC = "/run/ipc"  # the worker's ipc folder (sockets), bound read-write
+SHM_MB = 64  # /dev/shm of the kernel (shared memory of DataLoader workers, semaphores), MB
 MPLCACHE = "/run/mplcache"  # the grader's matplotlib font cache, read-only: copied so kernels skip rebuilding it
 # Course folders a kernel must never see even when a Python path entry lies inside the course.
 PRIVATE = ("solutions", "submitted", "autograded", "feedback", "reports", ".cnncourse", "gradebook.db")
@@ -118,7 +119,9 @@ def base_args(bwrap: str, ipc_dir: Path, disk_mb: int, course_root: Path | None 
     args = [bwrap, "--unshare-user", "--unshare-pid", "--unshare-ipc", "--unshare-net", "--unshare-uts",
             "--unshare-cgroup-try", "--uid", str(SANDBOX_UID), "--gid", str(SANDBOX_UID),
             "--hostname", "sandbox", "--die-with-parent", *_system_binds(),
-            "--proc", "/proc", "--dev", "/dev", "--tmpfs", "/dev/shm",
+            "--proc", "/proc", "--dev", "/dev",
+            # a tmpfs without --size may fill half the machine's RAM: /dev/shm gets a small part of the budget
+            "--size", str(max(1, min(disk_mb, SHM_MB)) * 1024 * 1024), "--tmpfs", "/dev/shm",
             "--size", str(max(1, disk_mb) * 1024 * 1024), "--tmpfs", "/tmp"]
     for path in python_paths(course_root):
         args += ["--ro-bind", path, path]
