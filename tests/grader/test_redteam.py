@@ -245,3 +245,27 @@ def test_dev_shm_is_not_a_second_unbounded_disk(tmp_path):
                           + ["--", sys.executable, "-c", fill], capture_output=True, text=True, timeout=60)
     assert proc.returncode == 0, proc.stderr
     assert int(proc.stdout) <= 8  # MB: within the kernel's disk budget (32 MB got through before)
+
+
+def test_the_socket_folder_is_not_an_unbounded_disk(tmp_path):
+    """The ipc folder is bound read-write into the sandbox (the kernel creates its sockets there) and lies on the
+    grader's disk: a kernel wrote 64 MB there with a disk budget of 8 MB. The watchdog now kills it."""
+    import subprocess
+    import sys
+
+    from cnncourse.grader.execute import ProcessWatchdog
+
+    ipc = tmp_path / "ipc"
+    ipc.mkdir()
+    (ipc / "k-1").write_bytes(b"socket")
+    kernel = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    watchdog = ProcessWatchdog(kernel.pid, max_procs=64, interval=0.05, folder=str(ipc), max_bytes=1 << 20)
+    watchdog.start()
+    try:
+        assert kernel.poll() is None and watchdog.reason is None  # within the budget: left alone
+        (ipc / "fill").write_bytes(bytes(2 << 20))
+        assert kernel.wait(timeout=10) != 0 and "disk budget" in watchdog.reason
+    finally:
+        watchdog.stopped.set()
+        kernel.kill()
+        kernel.wait()

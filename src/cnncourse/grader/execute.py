@@ -37,12 +37,29 @@ def error_output(ename: str, evalue: str) -> nbformat.NotebookNode:
     return nbformat.v4.new_output("error", ename=ename, evalue=evalue, traceback=[f"{ename}: {evalue}"])
 
 
-class ProcessWatchdog(threading.Thread):
-    """Kills the kernel's processes (not the kernel's launcher) when there are more than ``max_procs``."""
+def folder_usage(folder: str | None) -> tuple[int, int]:
+    """(bytes, entries) under ``folder``, nothing followed; (0, 0) when it is gone."""
+    size = count = 0
+    for top, dirs, files in os.walk(folder or "", followlinks=False):
+        for name in dirs + files:
+            count += 1
+            try:
+                size += os.lstat(os.path.join(top, name)).st_size
+            except OSError:
+                pass
+    return size, count
 
-    def __init__(self, pid: int, max_procs: int, interval: float = 0.25):
+
+class ProcessWatchdog(threading.Thread):
+    """Kills the kernel's processes (not the kernel's launcher) when there are more than ``max_procs``, or when
+    ``folder`` (the ipc folder: bound read-write into the sandbox, on the grader's disk, outside the kernel's
+    /tmp budget) holds more than ``max_bytes`` or 1,000 entries."""
+
+    def __init__(self, pid: int, max_procs: int, interval: float = 0.25, folder: str | None = None,
+                 max_bytes: int = 0):
         super().__init__(daemon=True)
         self.pid, self.max_procs, self.interval = pid, max_procs, interval
+        self.folder, self.max_bytes = folder, max_bytes
         self.stopped = threading.Event()
         self.reason: str | None = None
 
@@ -51,6 +68,12 @@ class ProcessWatchdog(threading.Thread):
             if len(descendants(self.pid)) > self.max_procs:
                 self.reason = f"the process limit ({self.max_procs}) was exceeded (a fork bomb?) and the kernel was killed"
                 kill_tree(self.pid)
+            elif self.folder is not None:
+                size, count = folder_usage(self.folder)
+                if size > self.max_bytes or count > 1000:
+                    self.reason = ("files written outside the working folder went over the disk budget and the "
+                                   "kernel was killed")
+                    kill_tree(self.pid)
 
 
 class SandboxedExecute(Execute):
@@ -114,7 +137,9 @@ class SandboxedExecute(Execute):
     def _start_watch(self) -> None:
         pid = self._kernel_pid()
         if pid is not None:
-            self._watchdog = ProcessWatchdog(pid, self.max_procs)
+            box = getattr(self.km, "_box", None)
+            self._watchdog = ProcessWatchdog(pid, self.max_procs, folder=str(box / "ipc") if box else None,
+                                             max_bytes=getattr(self.km, "disk_mb", 1024) * 1024 * 1024)
             self._watchdog.start()
         install = f"__import__('cnncourse.grader.kernel_guard', fromlist=['install']).install({self._guard!r})"
         if not run_sync(self._quiet)(install):
