@@ -104,6 +104,20 @@ def test_reference_solutions_follow_the_hardened_rule():
         assert problems(student_cells(nb), oracle.rules, given) == [], folder.name
 
 
+def test_conv_layers_torch_from_its_setup_cell_is_refused():
+    """conv_layers' setup imports torch's conv2d and pooling (for its visible demos): an answer calling them
+    broke no rule before."""
+    nb = json.loads((ROOT / "solutions" / "conv_layers" / "conv_layers.ipynb").read_text())
+    rule = load_oracle(ROOT, "conv_layers").rules
+    given = given_names(locked_cells(nb), rule)
+    assert {"conv2d", "max_pool2d", "avg_pool2d", "digits", "os"} <= given
+    cheat = ("def conv_forward_naive(x, w, b, conv_param):\n    t = digits()[0].images\n"
+             "    out = conv2d(t.new_tensor(x), t.new_tensor(w), t.new_tensor(b), stride=conv_param['stride'],\n"
+             "                 padding=conv_param['pad'])\n    return out.numpy(), (x, w, b, conv_param)")
+    assert {"uses `conv2d`", "uses `digits`"} <= {line.split(": ", 1)[1].split(",")[0]
+                                                  for line in problems([cheat], rule, given)}
+
+
 def test_visible_check_refuses_the_setups_names(tmp_path, monkeypatch):
     setup = new_code_cell(SETUP, metadata={"nbgrader": {"locked": True, "grade_id": "setup"}})
     answer = new_code_cell("def f(x):\n    return os.popen('echo 4').read()",
