@@ -71,13 +71,17 @@ def with_hook(nb: nbformat.NotebookNode) -> nbformat.NotebookNode:
     return nb
 
 
+def cached_path(lecture: Path, cache: Path, digest: str) -> Path:
+    """Where ``execute`` keeps the SMOKE run of ``lecture`` for this lecture text and package ``digest``."""
+    return cache / f"{lecture.stem}-{_digest(lecture, HOOK)}-{digest}.ipynb"
+
+
 def execute(lecture: Path, cache: Path, digest: str) -> Path:
     """Run ``lecture`` in SMOKE mode (cached by content); return the executed notebook."""
-    key = f"{lecture.stem}-{_digest(lecture, HOOK)}-{digest}"
-    out = cache / f"{key}.ipynb"
+    out = cached_path(lecture, cache, digest)
     if out.is_file():
         return out
-    work = cache / f"{key}.run"
+    work = cache / f"{out.stem}.{os.getpid()}.run"  # private: the lecture tests and the site may run it at once
     shutil.rmtree(work, ignore_errors=True)
     work.mkdir(parents=True)
     source = work / lecture.name
@@ -90,7 +94,8 @@ def execute(lecture: Path, cache: Path, digest: str) -> Path:
     if proc.returncode != 0:
         raise SiteError(f"lectures/{lecture.name} failed in SMOKE mode:\n{proc.stderr[-3000:]}")
     for stale in cache.glob(f"{lecture.stem}-*.ipynb"):  # older versions of this lecture
-        stale.unlink()
+        if stale != out:
+            stale.unlink(missing_ok=True)
     (work / "executed.ipynb").replace(out)
     shutil.rmtree(work, ignore_errors=True)
     return out
