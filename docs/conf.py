@@ -10,7 +10,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))  # the alt_text extensi
 
 project = "cnncourse — convolutional neural networks"
 author = "cnncourse"
-extensions = ["myst_nb", "alt_text"]
+# MathJax from the sphinx-mathjax-offline package (copied into _static/): formulas render with no network.
+extensions = ["myst_nb", "alt_text", "sphinx-mathjax-offline"]
 exclude_patterns = ["_build", "**.ipynb_checkpoints"]
 root_doc = "index"
 
