@@ -212,3 +212,12 @@ def test_layer_table_alexnet_conv1():
 def test_bad_input_names_the_argument(call, argument):
     with pytest.raises(ValueError, match=argument):
         call()
+
+
+@pytest.mark.parametrize("kernel, dilation", [(1, 1), (3, 1), (3, 2), (5, 3), (2, 4)])
+def test_effective_kernel_is_the_span_a_dilated_conv_needs(kernel, dilation):
+    span = A.effective_kernel(kernel, dilation)
+    conv = torch.nn.Conv2d(1, 1, kernel, dilation=dilation)
+    assert conv(torch.zeros(1, 1, span, span)).shape[-1] == 1  # fits exactly once in `span` pixels
+    with pytest.raises(RuntimeError):
+        conv(torch.zeros(1, 1, span - 1, span - 1))  # and not in one pixel less

@@ -24,6 +24,7 @@ from typing import Any, Iterable, Sequence
 Size = int | tuple[int, int]
 
 __all__ = [
+    "effective_kernel",
     "conv_output_size",
     "pool_output_size",
     "transposed_conv_output_size",
@@ -71,6 +72,15 @@ def _result(pair: bool, h: int, w: int) -> Size:
 
 
 # ----------------------------------------------------------------------------------------- output sizes
+def effective_kernel(kernel: int, dilation: int = 1) -> int:
+    """Pixels a dilated kernel spans along one axis: ``dilation * (kernel - 1) + 1`` (taps ``dilation`` apart).
+
+    >>> effective_kernel(3, dilation=2)
+    5
+    """
+    return dilation * (kernel - 1) + 1
+
+
 def _sliding_size(n: int, k_eff: int, stride: int, pad_total: int, strict: bool, ceil_mode: bool,
                   axis: str, what: str) -> int:
     span = n + pad_total - k_eff
@@ -119,7 +129,7 @@ def conv_output_size(n: Size, kernel: Size, stride: Size = 1, padding: Size | st
     ss, ds = _pair("stride", stride, 1), _pair("dilation", dilation, 1)
     out = []
     for axis, (ni, ki, si, di) in enumerate(zip(ns, ks, ss, ds)):
-        k_eff = di * (ki - 1) + 1
+        k_eff = effective_kernel(ki, di)
         label = f" along {'hw'[axis]}" if pair else ""
         if isinstance(padding, str):
             if padding == "valid":
@@ -159,7 +169,7 @@ def pool_output_size(n: Size, kernel: Size, stride: Size | None = None, padding:
     ns, ds = _pair("n", n, 1), _pair("dilation", dilation, 1)
     out = []
     for axis in range(2):
-        k_eff = ds[axis] * (ks[axis] - 1) + 1
+        k_eff = effective_kernel(ks[axis], ds[axis])
         label = f" along {'hw'[axis]}" if pair else ""
         out.append(_sliding_size(ns[axis], k_eff, ss[axis], 2 * ps[axis], strict, ceil_mode, label, "pooling"))
     return _result(pair, *out)

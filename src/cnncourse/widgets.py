@@ -20,7 +20,7 @@ from typing import Any, Callable
 
 import numpy as np
 
-from cnncourse.arithmetic import conv_output_size, pool_output_size
+from cnncourse.arithmetic import conv_output_size, effective_kernel, pool_output_size
 from cnncourse.plotting import new_figure, plot_conv_diagram, plot_grid_values, to_numpy
 
 __all__ = [
@@ -92,7 +92,7 @@ def conv_summary(n: int, kernel: int, stride: int = 1, padding: int = 0, dilatio
     >>> conv_summary(7, 3, stride=3).valid
     False
     """
-    k_eff = dilation * (kernel - 1) + 1
+    k_eff = effective_kernel(kernel, dilation)
     note = f"\n(dilation {dilation}: the {kernel}x{kernel} kernel covers D(F-1)+1 = {k_eff} pixels, used as F)" \
         if dilation > 1 else ""
     span = n - k_eff + 2 * padding

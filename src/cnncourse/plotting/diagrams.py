@@ -6,6 +6,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
+from cnncourse.arithmetic import effective_kernel
 from cnncourse.plotting.figure import new_figure, to_numpy
 
 __all__ = ["plot_conv_diagram", "plot_grid_values", "plot_receptive_field"]
@@ -45,7 +46,7 @@ def plot_conv_diagram(n: int, kernel: int, stride: int = 1, padding: int = 0, di
         if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < lo:
             raise ValueError(f"{name} must be an integer >= {lo}, got {v!r}")
     size = n + 2 * padding
-    k_eff = dilation * (kernel - 1) + 1
+    k_eff = effective_kernel(kernel, dilation)
     origins = _window_origins(size, k_eff, stride)
     fits = bool(origins) and (size - k_eff) % stride == 0
     out = len(origins)
