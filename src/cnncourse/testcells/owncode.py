@@ -83,7 +83,8 @@ class OwnCode:
             parts.append("import only " + (", ".join(self.allowed) if self.allowed else "nothing"))
         if self.forbidden:
             parts.append("no " + ", no ".join(self.forbidden))
-        parts.append("no names the setup imported from other modules (such as os)")
+        if self.allowed is not None:
+            parts.append("no names the setup imported from torch, os or the course package")
         parts.append("no dynamic imports or introspection (__import__, importlib, eval, exec, globals, getattr, "
                      "sys, os.system, gc, inspect, frames, private `_` or `__` attributes, pickle loading)"
                      + ("" if self.magics else ", no % magics or ! shell commands"))
@@ -109,25 +110,24 @@ def _python(source: str) -> ast.AST | None:
         return None
 
 
-def _refused(module: str, rule: OwnCode) -> bool:
-    return module.startswith(".") or _under(module, tuple(rule.forbidden) + _INTROSPECTION_MODULES) or (
-        rule.allowed is not None and not _under(module, tuple(rule.allowed)))
-
-
 def given_names(trusted: list[str], rule: OwnCode) -> frozenset[str]:
-    """Names the trusted (locked) cells ``trusted`` bind by importing what ``rule`` refuses (``os``,
-    ``conv2d`` from torch, ``digits`` from cnncourse, ...): a student's cell may not use them either.
-    The course's helpers for students (``cnncourse.testcells``, ``cnncourse.plotting``) stay usable."""
+    """Names the trusted (locked) cells ``trusted`` bind by importing what an allow-list ``rule`` forbids
+    (``os``, ``conv2d`` from torch, ``digits`` from cnncourse, ...): a student's cell may not use them either.
+    The course's helpers for students (``cnncourse.testcells``, ``cnncourse.plotting``) and harmless modules
+    (``time``, ``warnings``) stay usable; a rule without an allow-list (torch allowed) refuses only its names."""
+    if rule.allowed is None:
+        return frozenset()
+    refused = tuple(rule.forbidden) + _INTROSPECTION_MODULES + ("os",)
     names: set[str] = set()
     for source in trusted:
         tree = _python(source)
         for node in ast.walk(tree) if tree is not None else ():
             if isinstance(node, ast.Import):
                 names.update((a.asname or a.name.split(".")[0]) for a in node.names
-                             if _refused(a.name, rule) and not _under(a.name, _HELPER_MODULES))
+                             if _under(a.name, refused) and not _under(a.name, _HELPER_MODULES))
             elif isinstance(node, ast.ImportFrom):
-                module = "." * node.level + (node.module or "")
-                if _refused(module, rule) and not _under(module, _HELPER_MODULES):
+                module = node.module or ""
+                if _under(module, refused) and not _under(module, _HELPER_MODULES):
                     names.update(a.asname or a.name for a in node.names if a.name != "*")
     return frozenset(names)
 
