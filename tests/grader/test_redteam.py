@@ -95,7 +95,7 @@ def test_honest_idioms_stay_allowed():
               "def f(x):\n    assert_close(np.load('w.npy'), x)\n    return np.maximum(x, 0)")
     assert problems([source], RULE, given_names([SETUP], RULE)) == []
     torch_code = ("from __future__ import annotations\nfrom typing import Optional\nimport torch.nn as nn\n"
-                  "from torch import nn\nimport torch.nn.functional as F\n\n"
+                  "from torch import nn\nimport torch.nn.functional as F\ntorch.backends.cudnn.benchmark = True\n\n"
                   "def f(model: nn.Module) -> Optional[int]:\n    return len(list(model.modules()))")
     assert problems([torch_code], ANY_RULE) == []
 

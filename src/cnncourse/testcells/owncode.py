@@ -156,6 +156,8 @@ def _attribute_problem(node: ast.Attribute) -> str | None:
     attr = node.attr
     dunder = attr.startswith("__") and attr.endswith("__")
     on_self = isinstance(node.value, ast.Name) and node.value.id in ("self", "cls")
+    if attr == "benchmark" and not (isinstance(node.value, ast.Attribute) and node.value.attr == "utils"):
+        return None  # torch.backends.cudnn.benchmark = True is fine; torch.utils.benchmark runs strings
     if attr in _INTERNAL_ATTRS or (dunder and attr not in _PLAIN_DUNDERS) or (
             attr.startswith("_") and not dunder and not on_self):
         return f"`.{attr}` (interpreter internals) is not allowed"
