@@ -43,8 +43,6 @@ ATTACKS = {
     "numpy's f2py imported by name": ("from numpy import f2py", "`import numpy.f2py`"),
     "numpy private module": ("import numpy._core.function_base as fb", "`import numpy._core"),
     "native code from numpy": ("def f():\n    return np.ctypeslib.load_library('x', '.')", "`.ctypeslib`"),
-    "hidden test source from IPython's history": ("def f():\n    return In[-1][::-1]", "`In`"),
-    "hidden test source from _i<n>": ("def f():\n    return _i7.upper()", "`_i7`"),
     "string annotations evaluated": ("from typing import get_type_hints", "`import typing.get_type_hints`"),
 }
 ANY_RULE = OwnCode(forbidden=("cnncourse", "data", "train"))  # cnn_architectures' rule: torch allowed

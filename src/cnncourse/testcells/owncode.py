@@ -17,7 +17,6 @@ import functools
 import importlib.machinery
 import json
 import os
-import re
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -26,10 +25,7 @@ __all__ = ["OwnCode", "problems", "given_names", "student_cells", "locked_cells"
 
 _DYNAMIC_NAMES = frozenset({"__import__", "eval", "exec", "compile", "globals", "locals", "vars", "getattr",
                             "setattr", "delattr", "__builtins__", "breakpoint", "get_ipython", "__loader__",
-                            "__spec__",
-                            # IPython's input history holds the hidden tests' source once they ran
-                            "In", "_ih", "_i", "_ii", "_iii"})
-_HISTORY = re.compile(r"_i\d+")  # _i12: the source of cell 12
+                            "__spec__"})
 _INTROSPECTION_MODULES = ("importlib", "builtins", "sys", "gc", "inspect", "ctypes", "runpy", "subprocess",
                           "pickle", "marshal", "types", "code", "codeop", "pydoc", "dis", "linecache", "IPython",
                           # modules that import a module named in a string, or run code from a string or a file:
@@ -205,8 +201,7 @@ def problems(sources: list[str], rule: OwnCode, given: frozenset[str] | set[str]
             if isinstance(node, ast.Name):
                 if node.id == "get_ipython" and rule.magics:
                     continue
-                if node.id in _DYNAMIC_NAMES or _HISTORY.fullmatch(node.id) or (
-                        node.id.startswith("__") and node.id not in _PLAIN_DUNDERS):
+                if node.id in _DYNAMIC_NAMES or (node.id.startswith("__") and node.id not in _PLAIN_DUNDERS):
                     what = "`get_ipython` (IPython magics and shell commands)" if node.id == "get_ipython" \
                         else f"`{node.id}`"
                     found.append(f"{where}: {what} is not allowed")
