@@ -285,3 +285,23 @@ def test_the_socket_folder_is_not_an_unbounded_disk(tmp_path):
         watchdog.stopped.set()
         kernel.kill()
         kernel.wait()
+
+
+def test_forged_arrays_of_odd_dtypes_are_unreadable():
+    """A forged answer may hold any .npy without pickle: 10**15 entries of a zero-size dtype decoded in no
+    time and reached the oracles' checks; only what encode sends (bool, int, float, complex) is decoded now."""
+    import base64
+    import io
+
+    import numpy as np
+    from numpy.lib import format as npy
+
+    from cnncourse.testcells import wire
+
+    for shape, descr in [((10**15,), "|V0"), ((3,), "|S4"), ((2,), [("a", "<f8")]), ((2,), "<M8[D]")]:
+        buf = io.BytesIO()
+        npy.write_array_header_1_0(buf, {"descr": descr, "fortran_order": False, "shape": shape})
+        buf.write(bytes(np.empty(shape if shape[0] < 10 else 0, dtype=descr).nbytes))
+        with pytest.raises(ValueError, match="not a wire-encoded array"):
+            wire.decode({"__array__": base64.b64encode(buf.getvalue()).decode()})
+    assert wire.decode(wire.encode(np.arange(3))).tolist() == [0, 1, 2]
