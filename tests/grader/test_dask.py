@@ -8,7 +8,9 @@ import os
 import signal
 import subprocess
 import sys
+import tempfile
 import time
+from pathlib import Path
 
 import pytest
 from helpers import (ANSWERS_OK, SQUARE_OK, answered, cell_scores, journal_entry, make_course, nbgrader_env,
@@ -45,11 +47,17 @@ def class_of(root, released, slow_student: str | None = None, sleep: int = 0) ->
     return students
 
 
+def unpacked() -> set:
+    """Bundles unpacked on this host's Dask workers (sources, oracle, template gradebook)."""
+    return set(Path(tempfile.gettempdir()).glob("cnncourse-dask-*/course"))
+
+
 def journal_of(root, students) -> dict:
     return {s: {k: journal_entry(root, s).get(k) for k in JOURNAL_KEYS} for s in students}
 
 
 def test_dask_run_equals_local_run(tmp_path, cluster):
+    before = unpacked()
     local_root, released = make_course(tmp_path / "local")
     dask_root, _ = make_course(tmp_path / "dask")
     students = class_of(local_root, released)
@@ -63,6 +71,7 @@ def test_dask_run_equals_local_run(tmp_path, cluster):
     assert journal_of(dask_root, students) == journal_of(local_root, students)
     for s in students:  # the autograded notebooks came back from the workers
         assert (dask_root / "autograded" / s / "tiny" / "tiny.ipynb").is_file()
+    assert unpacked() <= before  # the sources and oracle were removed from the workers after the run
     again = scheduler.grade(dask_root, "tiny", limits=Limits(**lim), progress=False, scheduler=cluster.scheduler_address)
     assert {r.status for r in again.values()} == {"skipped"}  # resume semantics: journaled students are skipped
 

@@ -18,6 +18,7 @@ The cluster is trusted like the grading machine (it receives the course secret a
 """
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import io
 import json
@@ -100,6 +101,12 @@ def _course_on_worker(bundle: CourseBundle) -> Path:
                 tar.extractall(root, filter="data")
             (root / ".complete").touch()
     return root
+
+
+def forget_bundle(digest: str) -> None:
+    """Remove an unpacked bundle (sources, oracle, template gradebook) from this worker's host after a run."""
+    with _UNPACK_LOCK:
+        shutil.rmtree(Path(tempfile.gettempdir()) / f"cnncourse-dask-{digest}", ignore_errors=True)
 
 
 def _server():
@@ -198,6 +205,7 @@ class DaskGradingRun(GradingRun):
         for a new Dask Gateway cluster of ``workers`` workers)."""
         client, close = connect(scheduler, workers)
         futures: dict = {}
+        self.digest = ""
         try:
             with client.as_current():
                 self._submit_and_collect(client, todo, progress, futures)
@@ -207,6 +215,9 @@ class DaskGradingRun(GradingRun):
         finally:
             if self.bar is not None:
                 self.bar.close()
+            if self.digest:  # the hidden tests do not stay on the workers' disks
+                with contextlib.suppress(Exception):
+                    client.run(forget_bundle, self.digest)
             close()
 
     def _submit_and_collect(self, client, todo: list[str], progress: bool, futures: dict) -> None:
@@ -218,7 +229,9 @@ class DaskGradingRun(GradingRun):
         preload(self.crs, self.assignment)
         template = gradebook.prepare(self.crs, self.assignment, self.work)
         extra = gradebook.extensions(self.crs, self.assignment)
-        bundle = client.scatter(make_bundle(self.crs, self.assignment, template), broadcast=True)
+        packed = make_bundle(self.crs, self.assignment, template)
+        self.digest = packed.digest
+        bundle = client.scatter(packed, broadcast=True)
         self.bar = tqdm(total=len(todo), desc=f"grading {self.assignment} on Dask", unit="sub",
                         disable=not progress, dynamic_ncols=True)
         for i, student in enumerate(todo):
