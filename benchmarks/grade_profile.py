@@ -145,7 +145,8 @@ def sandbox_costs(repeat: int) -> dict[str, float]:
     return out
 
 
-def profile(root: Path, assignment: str, students: list[str]) -> tuple[dict, list[dict]]:
+def profile(root: Path, assignment: str, students: list[str],
+            shared_verdicts: bool = True) -> tuple[dict, list[dict]]:
     """Grade ``students`` one after another in this process; returns (once-per-run timings, per-submission)."""
     from cnncourse.grader import gradebook, journal, scheduler, worker
     from cnncourse.grader.layout import Course
@@ -162,6 +163,10 @@ def profile(root: Path, assignment: str, students: list[str]) -> tuple[dict, lis
     once["scheduler.preload: preprocessors, oracle, torch"] = time.perf_counter() - start
     instrument(timers)
     work = Path(tempfile.mkdtemp(prefix="cnncourse-profile-"))
+    if shared_verdicts:  # as cnncourse grade does for its workers (cnncourse.grader.verdicts)
+        from cnncourse.grader import verdicts
+
+        os.environ[verdicts.ENV_VAR] = str(work / "verdicts.sqlite")
     start = time.perf_counter()
     gradebook.fast_alembic_version()
     template = gradebook.prepare(crs, assignment, work)
@@ -212,6 +217,8 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--assignment", default="conv_arithmetic")
     parser.add_argument("--n", type=int, default=3, help="submissions profiled (default 3: full, partial, failing)")
+    parser.add_argument("--no-shared-verdicts", action="store_true",
+                        help="check every answer with the oracle (as before verdicts were shared in a run)")
     parser.add_argument("--out", help="JSON report (default reports/grade_profile.json in the course)")
     args = parser.parse_args(argv)
     repo = course.find_root()
@@ -222,11 +229,12 @@ def main(argv: list[str] | None = None) -> int:
         root = fresh_copy(base, Path(tmp) / "run", args.assignment)
         os.environ.update({k: v for k, v in env_for(root).items() if k.startswith("CNNCOURSE")})
         print(f"profiling {args.n} submissions of {args.assignment} (load average {load[0]:.2f})", flush=True)
-        once, per = profile(root, args.assignment, sorted(kinds))
+        once, per = profile(root, args.assignment, sorted(kinds), not args.no_shared_verdicts)
     sandbox = sandbox_costs(3)
     text = table(once, per, sandbox)
     print(text)
-    report = {"assignment": args.assignment, "kinds": kinds, "once": once, "per_submission": per,
+    report = {"assignment": args.assignment, "kinds": kinds, "shared_verdicts": not args.no_shared_verdicts,
+              "once": once, "per_submission": per,
               "sandbox": sandbox, "load_average": load, "load_average_after": os.getloadavg(),
               "cpu_count": os.cpu_count(), "machine": platform.platform(),
               "when": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "table": text.splitlines()}

@@ -1,19 +1,21 @@
-"""Sequential ``nbgrader autograde`` vs ``cnncourse grade --jobs N`` on the same synthetic class.
+"""Sequential ``nbgrader autograde`` vs ``cnncourse grade --jobs 1``, ``--jobs 2`` and ``--scheduler`` (a Dask
+``LocalCluster`` of 2 worker processes) on the same synthetic class, in one run.
 
-The sequential baseline is stock nbgrader (its own ``Execute``, no sandbox); ``cnncourse grade`` runs every
-kernel in the bubblewrap sandbox. Builds N synthetic submissions of a real assignment (a mix of full-mark copies of the source notebook,
-partial ones with only the first half of the solution cells filled in, and untouched released notebooks that
-fail), grades one copy of the class with ``nbgrader autograde ASSIGNMENT`` (one process, one submission after
-another) and another copy with ``cnncourse grade ASSIGNMENT --jobs N``, checks that every student gets the
-same score for every cell from both, prints the speed-up and writes it to ``reports/grade_speed.json``.
+The sequential baseline is stock nbgrader (its own ``Execute``, no sandbox); every ``cnncourse grade`` run puts
+every kernel in the bubblewrap sandbox. Builds N synthetic submissions of a real assignment (a mix of full-mark
+copies of the source notebook, partial ones with only the first half of the solution cells filled in, and
+untouched released notebooks that fail), grades a fresh copy of the class with each command, checks that
+every student gets the same score for every cell from all of them, and reports wall and CPU seconds, seconds
+per submission, submissions per minute and the speed-up over nbgrader (``reports/grade_speed.json``). From
+the measured per-submission cost it estimates a class of 1,000 on 16 workers.
 
-    python benchmarks/grade_speed.py                       # conv_arithmetic, 20 submissions, --jobs 2
-    python benchmarks/grade_speed.py --repeat 2            # alternate the two runs, report the median ratio
+    python benchmarks/grade_speed.py                       # conv_arithmetic, 20 submissions
+    python benchmarks/grade_speed.py --only nbgrader jobs2 # a subset of the runs
     taskset -c 0,1 python benchmarks/grade_speed.py        # the same on 2 cores of a bigger machine
 
-Both runs start from the same state: the assignment already in the run's gradebook (not timed); each timed run
-is the whole command as an instructor types it (interpreter start-up included). Exit status 1 when the
-scores differ.
+Each run starts from the same state: the assignment already in the run's gradebook (not timed); each timed run
+is the whole command as an instructor types it (interpreter start-up included; the Dask cluster is started
+before, as a class's cluster would be). Exit status 1 when the scores differ.
 """
 from __future__ import annotations
 
@@ -135,60 +137,105 @@ def cell_scores(root: Path, assignment: str) -> dict[str, dict[str, float]]:
     return out
 
 
+RUNS = ("nbgrader", "jobs1", "jobs2", "dask2")
+LABELS = {"nbgrader": "sequential nbgrader autograde", "jobs1": "cnncourse grade --jobs 1",
+          "jobs2": "cnncourse grade --jobs 2", "dask2": "cnncourse grade --scheduler (LocalCluster, 2 workers)"}
+
+
+def command(which: str, assignment: str, root: Path, scheduler: str | None) -> list[str]:
+    if which == "nbgrader":
+        return [sys.executable, "-m", "nbgrader", "autograde", assignment, "--force", "--log-level=ERROR"]
+    cmd = [sys.executable, "-m", "cnncourse.cli", "--root", str(root), "grade", assignment, "--force",
+           "--no-progress"]
+    return cmd + (["--scheduler", scheduler] if which == "dask2" else ["--jobs", which[-1]])
+
+
+def estimate(runs: dict, n: int, merge_s: float | None) -> dict:
+    """1,000 submissions on 16 workers from the measured per-submission cost of one worker (--jobs 1)."""
+    per = runs["jobs1"]["wall_s"] / n if "jobs1" in runs else None
+    if per is None:
+        return {}
+    out = {"per_submission_one_worker_s": round(per, 3),
+           "hours_1000_on_16_workers": round(1000 * per / 16 / 3600, 3),
+           "minutes_1000_on_16_workers": round(1000 * per / 16 / 60, 1)}
+    if merge_s:
+        out["client_merge_s_per_submission"] = round(merge_s, 4)
+        out["workers_before_the_merge_limits"] = int(per / merge_s)
+    return out
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--assignment", default="conv_arithmetic")
     parser.add_argument("--n", type=int, default=20, help="submissions (default 20)")
-    parser.add_argument("--jobs", type=int, default=2)
-    parser.add_argument("--repeat", type=int, default=1, help="pairs of runs, alternating (default 1)")
+    parser.add_argument("--only", nargs="*", choices=RUNS, default=list(RUNS), help="runs to do (default all)")
+    parser.add_argument("--profile", help="grade_profile.py JSON giving the client's merge cost (default "
+                                          "reports/grade_profile.json when present)")
     parser.add_argument("--out", help="JSON report (default reports/grade_speed.json in the course)")
     args = parser.parse_args(argv)
 
     repo = course.find_root()
     out = Path(args.out) if args.out else repo / "reports" / "grade_speed.json"
-    runs = []
+    runs: dict[str, dict] = {}
+    scores: dict[str, dict] = {}
+    cluster = None
     with tempfile.TemporaryDirectory(prefix="cnncourse-grade-speed-") as tmp:
         work = Path(tmp)
         base, kinds = build_class(repo, args.assignment, args.n, work)
         print(f"{args.n} submissions of {args.assignment}: "
               + ", ".join(f"{sum(k == v for k in kinds.values())} {v}" for v in ("full", "partial", "failing")))
-        for r in range(args.repeat):
-            seq = fresh_copy(base, work / f"seq{r}", args.assignment, stock=True)
-            par = fresh_copy(base, work / f"par{r}", args.assignment)
-            order = ["seq", "par"] if r % 2 == 0 else ["par", "seq"]
-            times, cpu = {}, {}
-            for which in order:
-                load = os.getloadavg()[0]
-                if which == "seq":
-                    times["seq"], cpu["seq"], _ = timed([sys.executable, "-m", "nbgrader", "autograde", args.assignment,
-                                             "--force", "--log-level=ERROR"], seq)
-                else:
-                    times["par"], cpu["par"], proc = timed([sys.executable, "-m", "cnncourse.cli", "--root", str(par), "grade",
-                                                args.assignment, "--jobs", str(args.jobs), "--force",
-                                                "--no-progress"], par)
-                label = "sequential nbgrader autograde" if which == "seq" else f"cnncourse grade --jobs {args.jobs}"
-                print(f"  run {r + 1}: {label}: {times[which]:.1f} s wall, {cpu[which]:.1f} s CPU "
-                      f"(load average before: {load:.2f})")
-            seq_scores, par_scores = cell_scores(seq, args.assignment), cell_scores(par, args.assignment)
-            runs.append({"sequential_s": round(times["seq"], 2), "parallel_s": round(times["par"], 2),
-                         "sequential_cpu_s": round(cpu["seq"], 2), "parallel_cpu_s": round(cpu["par"], 2),
-                         "load_before": load,
-                         "ratio": round(times["seq"] / times["par"], 3), "identical": seq_scores == par_scores,
-                         "scores": {s: v["total"] for s, v in sorted(seq_scores.items())},
-                         "differences": {s: {"nbgrader": seq_scores.get(s), "cnncourse": par_scores.get(s)}
-                                         for s in sorted(set(seq_scores) | set(par_scores))
-                                         if seq_scores.get(s) != par_scores.get(s)}})
-    ratio = statistics.median(r["ratio"] for r in runs)
-    identical = all(r["identical"] for r in runs) and all(len(r["scores"]) == args.n for r in runs)
-    report = {"assignment": args.assignment, "submissions": args.n, "jobs": args.jobs, "kinds": kinds,
+        try:
+            for which in args.only:
+                root = fresh_copy(base, work / which, args.assignment, stock=which == "nbgrader")
+                address = None
+                if which == "dask2":
+                    from distributed import LocalCluster
+
+                    cluster = LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
+                                           dashboard_address=None, silence_logs=50)
+                    address = cluster.scheduler_address
+                load = os.getloadavg()
+                wall, cpu, _ = timed(command(which, args.assignment, root, address), root)
+                runs[which] = {"wall_s": round(wall, 2), "cpu_s": round(cpu, 2), "load_before": load,
+                               "load_after": os.getloadavg(), "s_per_submission": round(wall / args.n, 3),
+                               "submissions_per_minute": round(60 * args.n / wall, 2)}
+                scores[which] = cell_scores(root, args.assignment)
+                print(f"  {LABELS[which]}: {wall:.1f} s wall ({wall / args.n:.2f} s/submission, "
+                      f"{60 * args.n / wall:.1f}/min), {cpu:.1f} s CPU of reaped children "
+                      f"(load average before {load[0]:.2f}, after {runs[which]['load_after'][0]:.2f})", flush=True)
+        finally:
+            if cluster is not None:
+                cluster.close()
+    reference = next(iter(scores.values()))
+    identical = all(v == reference for v in scores.values()) and all(len(v) == args.n for v in scores.values())
+    if "nbgrader" in runs:
+        for which, run in runs.items():
+            run["speedup_over_nbgrader"] = round(runs["nbgrader"]["wall_s"] / run["wall_s"], 3)
+    profile = Path(args.profile) if args.profile else repo / "reports" / "grade_profile.json"
+    merge_s = None
+    if profile.is_file():
+        rows = json.loads(profile.read_text())["per_submission"]
+        merge_s = statistics.mean(r.get("scheduler: finish (merge + move + journal)", 0.0) for r in rows)
+    report = {"assignment": args.assignment, "submissions": args.n, "kinds": kinds, "runs": runs,
+              "identical_scores": identical, "scores": {s: v["total"] for s, v in sorted(reference.items())},
+              "differences": {which: {s: v.get(s) for s in v if v.get(s) != reference.get(s)}
+                              for which, v in scores.items() if v != reference},
+              "estimate": estimate(runs, args.n, merge_s),
               "cpu_count": os.cpu_count(), "affinity": len(os.sched_getaffinity(0)),
               "machine": platform.platform(), "python": platform.python_version(),
-              "runs": runs, "median_ratio": round(ratio, 3), "identical_scores": identical,
               "when": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(report, indent=1) + "\n")
-    print(f"speed-up of cnncourse grade --jobs {args.jobs} over sequential nbgrader autograde: {ratio:.2f}x "
-          f"(median of {len(runs)}); scores identical: {identical}; report: {out}")
+    for which, run in runs.items():
+        print(f"{LABELS[which]:<58} {run['s_per_submission']:6.2f} s/sub {run['submissions_per_minute']:6.1f}/min "
+              f"x{run.get('speedup_over_nbgrader', float('nan')):.2f}")
+    if report["estimate"]:
+        e = report["estimate"]
+        print(f"1,000 submissions on 16 workers: about {e['minutes_1000_on_16_workers']} min "
+              f"({e['per_submission_one_worker_s']} s per submission per worker)"
+              + (f"; the client's merge ({e['client_merge_s_per_submission']} s each) limits scaling beyond "
+                 f"~{e['workers_before_the_merge_limits']} workers" if merge_s else ""))
+    print(f"scores identical: {identical}; report: {out}")
     return 0 if identical else 1
 
 

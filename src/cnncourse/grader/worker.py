@@ -75,7 +75,10 @@ def config_for(job: Job, root: Path, db: Path):
                          "source_directory": str(crs.root / "solutions")},
         Autograde={"create_student": True, "force": True},
         Execute={"timeout": lim.timeout_cell},
-        SandboxedExecute={"timeout": lim.timeout_cell, "timeout_notebook": lim.timeout_notebook,
+        # the kernel is thrown away after its one notebook: kill it at once instead of asking it to shut down
+        # and waiting (nbclient's graceful shutdown costs a round trip and up to seconds per submission)
+        SandboxedExecute={"shutdown_kernel": "immediate", "timeout": lim.timeout_cell,
+                          "timeout_notebook": lim.timeout_notebook,
                           "output_bytes": lim.output_bytes, "notebook_output_bytes": lim.notebook_output_bytes,
                           "max_procs": lim.max_procs},
         SandboxedKernelManager={"sandbox": lim.sandbox, "memory_mb": lim.memory_mb, "file_mb": lim.file_mb,
