@@ -22,6 +22,7 @@ import contextlib
 import hashlib
 import io
 import json
+import os
 import shutil
 import tarfile
 import tempfile
@@ -86,27 +87,27 @@ def read_submission(crs: Course, student: str, assignment: str, cap_mb: int) -> 
 
 
 # ---- worker side -------------------------------------------------------------------------------------------
-_UNPACK_LOCK = threading.Lock()
 _SERVERS = threading.local()
 
 
 def _course_on_worker(bundle: CourseBundle) -> Path:
-    """The bundle unpacked once per worker host into ``<tmp>/cnncourse-dask-<digest>/course``."""
-    root = Path(tempfile.gettempdir()) / f"cnncourse-dask-{bundle.digest}" / "course"
-    with _UNPACK_LOCK:
-        if not (root / ".complete").exists():
-            shutil.rmtree(root, ignore_errors=True)
-            root.mkdir(parents=True, mode=0o700)
-            with tarfile.open(fileobj=io.BytesIO(bundle.archive)) as tar:
-                tar.extractall(root, filter="data")
-            (root / ".complete").touch()
-    return root
+    """The bundle unpacked once per worker host into ``<tmp>/cnncourse-dask-<digest>/course``: unpacked into a
+    private staging folder and renamed into place, so worker processes of one host never see half a course."""
+    home = Path(tempfile.gettempdir()) / f"cnncourse-dask-{bundle.digest}"
+    if not (home / "course").is_dir():
+        staging = Path(tempfile.mkdtemp(prefix=f"{home.name}.", dir=home.parent))
+        with tarfile.open(fileobj=io.BytesIO(bundle.archive)) as tar:
+            tar.extractall(staging / "course", filter="data")
+        try:
+            os.rename(staging, home)  # atomic; fails when another process of this host was first
+        except OSError:
+            shutil.rmtree(staging, ignore_errors=True)
+    return home / "course"
 
 
 def forget_bundle(digest: str) -> None:
     """Remove an unpacked bundle (sources, oracle, template gradebook) from this worker's host after a run."""
-    with _UNPACK_LOCK:
-        shutil.rmtree(Path(tempfile.gettempdir()) / f"cnncourse-dask-{digest}", ignore_errors=True)
+    shutil.rmtree(Path(tempfile.gettempdir()) / f"cnncourse-dask-{digest}", ignore_errors=True)
 
 
 def _server():
