@@ -7,6 +7,7 @@ Marked ``site``: CI runs it (`CI=true make test`); a local `make test` leaves it
 """
 from __future__ import annotations
 
+import concurrent.futures
 import html
 import re
 import subprocess
@@ -149,11 +150,18 @@ def test_assignment_pages_show_no_solution_or_hidden_test(site, name):
 def test_two_pages_in_chromium(site):
     if chromium_path() is None:
         pytest.skip(f"Chromium not found; {ENABLE_HINT}")
-    from playwright.sync_api import sync_playwright
-
     lecture = next((l for l in LECTURES if page(site, f"lectures/{l.stem}.html").images), None)
     assert lecture is not None, "no lecture page has a figure"
     SHOTS.mkdir(parents=True, exist_ok=True)
+    # In a thread of its own: the browser tests' session-wide Playwright may keep an event loop running in this
+    # xdist worker's main thread, and the sync API refuses to start inside one.
+    with concurrent.futures.ThreadPoolExecutor(1) as pool:
+        pool.submit(_look_at_two_pages, site, lecture).result()
+
+
+def _look_at_two_pages(site: Path, lecture: Path) -> None:
+    from playwright.sync_api import sync_playwright
+
     with sync_playwright() as pw:
         browser = pw.chromium.launch(executable_path=chromium_path(), headless=True, args=CHROMIUM_ARGS)
         try:

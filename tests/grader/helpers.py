@@ -178,13 +178,19 @@ def leftover_processes(marker: str) -> list[str]:
     return found
 
 
-def leftover_scratch(root: Path, assignment: str = ASSIGNMENT) -> list[str]:
-    """Scratch folders of grading runs of this course still in the temp folder."""
+def leftover_scratch(root: Path, assignment: str = ASSIGNMENT, wait: float = 20.0) -> list[str]:
+    """Scratch folders of grading runs of this course still in the temp folder after ``wait`` seconds (the
+    janitor process removes a run's scratch when the run has gone, a moment after the command returns)."""
     from cnncourse.grader.layout import Course
     from cnncourse.grader.scheduler import scratch_prefix
 
     prefix = scratch_prefix(Course.load(root), assignment)
-    return sorted(str(p) for p in Path(tempfile.gettempdir()).glob(prefix + "*"))
+    deadline = time.monotonic() + wait
+    while True:
+        found = sorted(str(p) for p in Path(tempfile.gettempdir()).glob(prefix + "*"))
+        if not found or time.monotonic() > deadline:
+            return found
+        time.sleep(0.2)
 
 
 def files_of(folder: Path) -> dict[str, bytes]:

@@ -3,6 +3,7 @@ and what the sandbox costs."""
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import json
 import statistics
 import time
@@ -46,6 +47,13 @@ async def run_in_kernel(code: str, folder, course_root, use_sandbox=True) -> str
         await km.shutdown_kernel(now=True)
 
 
+def _run(coro):
+    """``asyncio.run`` in a thread of its own: the browser tests' session-wide Playwright may keep an event loop
+    running in this xdist worker's main thread."""
+    with concurrent.futures.ThreadPoolExecutor(1) as pool:
+        return pool.submit(asyncio.run, coro).result()
+
+
 @needs_sandbox
 def test_kernel_sees_only_its_copy_no_course_no_secrets_no_network(tmp_path, monkeypatch):
     course_root = tmp_path / "course"
@@ -58,7 +66,7 @@ def test_kernel_sees_only_its_copy_no_course_no_secrets_no_network(tmp_path, mon
     (folder / ".cnncourse_cases.json").write_text("{}")
     monkeypatch.setenv("CNNCOURSE_SECRET", "s3cret")
     monkeypatch.setenv("CNNCOURSE_DB", "postgresql://u:s3cret@h/db")
-    out = asyncio.run(run_in_kernel(f"COURSE = {str(course_root)!r}\n" + PROBE, folder, course_root))
+    out = _run(run_in_kernel(f"COURSE = {str(course_root)!r}\n" + PROBE, folder, course_root))
     seen = json.loads(out.strip().splitlines()[-1])
     assert (seen["uid"], seen["gid"]) == (sandbox.SANDBOX_UID, sandbox.SANDBOX_UID)
     assert seen["cwd"] == sandbox.WORKDIR and seen["files"] == [".cnncourse_cases.json", "data.csv"]
@@ -77,7 +85,7 @@ def test_sandbox_costs_well_under_a_second_per_kernel(tmp_path):
 
     def start_time(use_sandbox: bool) -> float:
         t0 = time.perf_counter()
-        asyncio.run(run_in_kernel("print(1)", folder, tmp_path, use_sandbox))
+        _run(run_in_kernel("print(1)", folder, tmp_path, use_sandbox))
         return time.perf_counter() - t0
 
     plain = [start_time(False) for _ in range(3)]
