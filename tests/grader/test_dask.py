@@ -47,9 +47,15 @@ def class_of(root, released, slow_student: str | None = None, sleep: int = 0) ->
     return students
 
 
-def unpacked() -> set:
-    """Bundles unpacked on this host's Dask workers (sources, oracle, template gradebook)."""
-    return set(Path(tempfile.gettempdir()).glob("cnncourse-dask-*/course"))
+def unpacked(gone_from: set | None = None, wait: float = 15.0) -> set:
+    """Bundles unpacked on this host's Dask workers (sources, oracle, template gradebook); with ``gone_from``,
+    waits up to ``wait`` seconds for the bundles not in it to be removed (workers finish their tasks first)."""
+    deadline = time.monotonic() + wait
+    while True:
+        found = set(Path(tempfile.gettempdir()).glob("cnncourse-dask-*/course"))
+        if gone_from is None or found <= gone_from or time.monotonic() > deadline:
+            return found
+        time.sleep(0.2)
 
 
 def journal_of(root, students) -> dict:
@@ -71,7 +77,7 @@ def test_dask_run_equals_local_run(tmp_path, cluster):
     assert journal_of(dask_root, students) == journal_of(local_root, students)
     for s in students:  # the autograded notebooks came back from the workers
         assert (dask_root / "autograded" / s / "tiny" / "tiny.ipynb").is_file()
-    assert unpacked() <= before  # the sources and oracle were removed from the workers after the run
+    assert unpacked(gone_from=before) <= before  # sources and oracle were removed from the workers after the run
     again = scheduler.grade(dask_root, "tiny", limits=Limits(**lim), progress=False, scheduler=cluster.scheduler_address)
     assert {r.status for r in again.values()} == {"skipped"}  # resume semantics: journaled students are skipped
 
