@@ -27,6 +27,9 @@ import nbformat
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "tests" / "grader"))
+from helpers import nbgrader_meta  # noqa: E402  (tests/grader/helpers.py)
+
 ASSIGNMENT = "pgquiz"
 INSTALL_HINT = ("PostgreSQL is not installed: `apt-get install -y postgresql` (Debian/Ubuntu; .ci/run does it), "
                 "`brew install postgresql` (macOS), or put initdb and pg_ctl on PATH")
@@ -55,20 +58,14 @@ ANSWERS = {  # the code each student hands in (absent: the stub is left as relea
 }
 
 
-def _meta(grade_id: str, *, grade=False, solution=False, locked=False, points=None) -> dict:
-    meta = {"grade": grade, "grade_id": grade_id, "locked": locked, "schema_version": 3, "solution": solution}
-    if points is not None:
-        meta["points"] = points
-    return {"nbgrader": meta}
-
 
 def quiz_source() -> nbformat.NotebookNode:
     """The nbgrader source notebook: two functions, each with a visible and a hidden test."""
     v4 = nbformat.v4
     cells = [v4.new_markdown_cell("# A two-question quiz")]
     for (name, solution), (test_id, (test, points)) in zip(SOLUTIONS.items(), TESTS.items()):
-        cells.append(v4.new_code_cell(solution, metadata=_meta(name, solution=True)))
-        cells.append(v4.new_code_cell(test, metadata=_meta(test_id, grade=True, locked=True, points=points)))
+        cells.append(v4.new_code_cell(solution, metadata=nbgrader_meta(name, solution=True)))
+        cells.append(v4.new_code_cell(test, metadata=nbgrader_meta(test_id, grade=True, locked=True, points=points)))
     nb = v4.new_notebook(cells=cells)
     nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
     return nb

@@ -50,7 +50,8 @@ ANSWERS_OK = {"add": ADD_OK, "square": SQUARE_OK, "mean": MEAN_OK}
 FULL = 6.0
 
 
-def _meta(grade_id, grade=False, solution=False, locked=False, points=None):
+def nbgrader_meta(grade_id: str, *, grade=False, solution=False, locked=False, points=None) -> dict:
+    """A code cell's ``metadata`` with nbgrader's cell flags (schema 3)."""
     meta = {"grade": grade, "grade_id": grade_id, "locked": locked, "schema_version": 3, "solution": solution}
     if points is not None:
         meta["points"] = points
@@ -62,13 +63,13 @@ def source_notebook() -> nbformat.NotebookNode:
     v4 = nbformat.v4
     cells = [
         v4.new_markdown_cell("# Tiny assignment\nImplement `add`, `square` and `mean`."),
-        v4.new_code_cell(SETUP, metadata=_meta("setup", locked=True)),
-        v4.new_code_cell(ADD_SOLUTION, metadata=_meta("add", solution=True)),
-        v4.new_code_cell(TEST_ADD, metadata=_meta("test_add", grade=True, locked=True, points=2)),
-        v4.new_code_cell(SQUARE_SOLUTION, metadata=_meta("square", solution=True)),
-        v4.new_code_cell(TEST_SQUARE, metadata=_meta("test_square", grade=True, locked=True, points=3)),
-        v4.new_code_cell(MEAN_SOLUTION, metadata=_meta("mean", solution=True)),
-        v4.new_code_cell(TEST_MEAN, metadata=_meta("test_mean", grade=True, locked=True, points=1)),
+        v4.new_code_cell(SETUP, metadata=nbgrader_meta("setup", locked=True)),
+        v4.new_code_cell(ADD_SOLUTION, metadata=nbgrader_meta("add", solution=True)),
+        v4.new_code_cell(TEST_ADD, metadata=nbgrader_meta("test_add", grade=True, locked=True, points=2)),
+        v4.new_code_cell(SQUARE_SOLUTION, metadata=nbgrader_meta("square", solution=True)),
+        v4.new_code_cell(TEST_SQUARE, metadata=nbgrader_meta("test_square", grade=True, locked=True, points=3)),
+        v4.new_code_cell(MEAN_SOLUTION, metadata=nbgrader_meta("mean", solution=True)),
+        v4.new_code_cell(TEST_MEAN, metadata=nbgrader_meta("test_mean", grade=True, locked=True, points=1)),
     ]
     nb = v4.new_notebook(cells=cells)
     nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}

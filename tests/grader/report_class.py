@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import nbformat
-from helpers import ROOT
+from helpers import ROOT, nbgrader_meta
 
 ASSIGNMENT = "pools"
 DUE = datetime.datetime(2026, 11, 20, 12, 0, 0)
@@ -109,21 +109,15 @@ def _class() -> dict[str, Student]:
 CLASS = _class()
 
 
-def _meta(grade_id: str, *, grade=False, solution=False, locked=False, points=None) -> dict:
-    meta = {"grade": grade, "grade_id": grade_id, "locked": locked, "schema_version": 3, "solution": solution}
-    if points is not None:
-        meta["points"] = points
-    return {"nbgrader": meta}
-
 
 def notebook(code: dict[str, str]) -> nbformat.NotebookNode:
     """The assignment's notebook with the given solution cells (the source notebook for SOLUTIONS)."""
     v4 = nbformat.v4
-    cells = [v4.new_markdown_cell("# Pools"), v4.new_code_cell("import numpy as np", metadata=_meta(
+    cells = [v4.new_markdown_cell("# Pools"), v4.new_code_cell("import numpy as np", metadata=nbgrader_meta(
         "setup", locked=True))]
     for name, test in TEST_OF.items():
-        cells.append(v4.new_code_cell(code[name], metadata=_meta(name, solution=True)))
-        cells.append(v4.new_code_cell(f"assert {name} is not None", metadata=_meta(test, grade=True, locked=True,
+        cells.append(v4.new_code_cell(code[name], metadata=nbgrader_meta(name, solution=True)))
+        cells.append(v4.new_code_cell(f"assert {name} is not None", metadata=nbgrader_meta(test, grade=True, locked=True,
                                                                                  points=POINTS[test])))
     nb = v4.new_notebook(cells=cells)
     nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
