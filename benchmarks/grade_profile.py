@@ -94,7 +94,7 @@ def instrument(timers: Timers) -> None:
     from nbconvert.preprocessors import Preprocessor
     from nbgrader.converters import Autograde
 
-    from cnncourse.grader import execute, gradebook, hidden, intake, journal, kernel, repair, worker
+    from cnncourse.grader import execute, gradebook, hidden, intake, journal, kernel, repair, worker, zygote
 
     timers.wrap(intake, "copy_submission", "intake: copy the submission")
     timers.wrap(repair, "repair_submission", "repair: rebuild the notebooks")
@@ -111,6 +111,7 @@ def instrument(timers: Timers) -> None:
     timers.wrap(hidden, "student_cases", "oracle: draw the student's inputs")
     timers.wrap(hidden.CheckAnswers, "_check_all", "oracle: check the answers")
     timers.wrap(kernel.SandboxedKernelManager, "_async_pre_start_kernel", "kernel: sandbox set-up (inbox, bwrap args)")
+    timers.wrap(zygote, "spawn", "kernel: warm kernel forked into the sandbox (zygote)")
     # nbclient's sync aliases (run_sync of the async methods) are what setup_kernel calls
     timers.wrap(execute.SandboxedExecute, "start_new_kernel", "kernel: start (sandbox + launcher)")
     timers.wrap(execute.SandboxedExecute, "start_new_kernel_client", "kernel: wait until ready (ipykernel start-up)")
@@ -146,7 +147,7 @@ def sandbox_costs(repeat: int) -> dict[str, float]:
 
 
 def profile(root: Path, assignment: str, students: list[str],
-            shared_verdicts: bool = True) -> tuple[dict, list[dict]]:
+            shared_verdicts: bool = True, warm: bool = True) -> tuple[dict, list[dict]]:
     """Grade ``students`` one after another in this process; returns (once-per-run timings, per-submission)."""
     from cnncourse.grader import gradebook, journal, scheduler, worker
     from cnncourse.grader.layout import Course
@@ -172,12 +173,23 @@ def profile(root: Path, assignment: str, students: list[str],
     template = gradebook.prepare(crs, assignment, work)
     once["gradebook: template (generate_assignment)"] = time.perf_counter() - start
     per = []
-    limits = Limits()
+    limits = Limits(warm_kernels=warm)
     limits.threads = 1
+    socket_path = ""
+    if warm:  # as cnncourse grade does: the run's zygote forks every kernel (cnncourse.grader.zygote)
+        from cnncourse.grader import sandbox, zygote
+
+        start = time.perf_counter()
+        source = sorted(crs.source(assignment).glob("*.ipynb"))
+        proc = zygote.start(work / "zygote.sock", zygote.modules_of(source), sandbox.clean_env(1), work / "zygote.log")
+        if not zygote.ready(proc):
+            raise SystemExit((work / "zygote.log").read_text())
+        socket_path = str(work / "zygote.sock")
+        once["zygote: start and import (in parallel with the preload in cnncourse grade)"] = time.perf_counter() - start
     for i, student in enumerate(students):
         timers.current = defaultdict(float)
         job = worker.Job(crs, assignment, student, work / f"j{i}", template, limits,
-                         journal.log_path(crs, assignment, student))
+                         journal.log_path(crs, assignment, student), zygote=socket_path)
         job.scratch.mkdir(mode=0o700)
         os.environ["JUPYTER_RUNTIME_DIR"] = str(job.scratch / "runtime")
         start = time.perf_counter()
@@ -219,6 +231,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--n", type=int, default=3, help="submissions profiled (default 3: full, partial, failing)")
     parser.add_argument("--no-shared-verdicts", action="store_true",
                         help="check every answer with the oracle (as before verdicts were shared in a run)")
+    parser.add_argument("--cold", action="store_true", help="start every kernel cold (no zygote), as before")
     parser.add_argument("--out", help="JSON report (default reports/grade_profile.json in the course)")
     args = parser.parse_args(argv)
     repo = course.find_root()
@@ -229,11 +242,12 @@ def main(argv: list[str] | None = None) -> int:
         root = fresh_copy(base, Path(tmp) / "run", args.assignment)
         os.environ.update({k: v for k, v in env_for(root).items() if k.startswith("CNNCOURSE")})
         print(f"profiling {args.n} submissions of {args.assignment} (load average {load[0]:.2f})", flush=True)
-        once, per = profile(root, args.assignment, sorted(kinds), not args.no_shared_verdicts)
+        once, per = profile(root, args.assignment, sorted(kinds), not args.no_shared_verdicts, not args.cold)
     sandbox = sandbox_costs(3)
     text = table(once, per, sandbox)
     print(text)
     report = {"assignment": args.assignment, "kinds": kinds, "shared_verdicts": not args.no_shared_verdicts,
+              "warm_kernels": not args.cold,
               "once": once, "per_submission": per,
               "sandbox": sandbox, "load_average": load, "load_average_after": os.getloadavg(),
               "cpu_count": os.cpu_count(), "machine": platform.platform(),

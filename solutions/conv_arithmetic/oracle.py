@@ -3,7 +3,10 @@
 Loaded by the grader (``cnncourse.grader.cases.load_oracle``), with the whole-network tests in
 ``oracle_network.py``; every expected value is measured on real torch
 layers here, in the grader process: output sizes from ``Conv2d``/``MaxPool2d``/``ConvTranspose2d``, parameters
-from ``numel``, MACs from ``FlopCounterMode`` (FLOPs / 2), receptive fields from autograd. Messages name the
+from ``numel``, MACs from ``FlopCounterMode`` (FLOPs / 2), receptive fields from autograd. Sizes, parameters and
+MACs are measured on torch's ``meta`` device (torch's shape rules and FLOP formulas, no weights initialised and
+no arithmetic: the grader's CPU goes to grading, not to convolving zeros); receptive fields need gradients, so
+they run on small CPU tensors. Messages name the
 inputs and the recognised mistake, never the expected value.
 """
 from __future__ import annotations
@@ -19,17 +22,18 @@ from torch.utils.flop_counter import FlopCounterMode
 from cnncourse.grader.cases import Test, call_text, int_problem, shown, wrong_answer
 from cnncourse.testcells.owncode import OwnCode
 from cnncourse.testcells.wire import RaisedError
-from oracle_network import check_alexnet, check_largest, check_network, largest_cases, network_cases
+from oracle_network import META, check_alexnet, check_largest, check_network, largest_cases, network_cases
 
 RULES = OwnCode(allowed=("math",), forbidden=("torch", "cnncourse"))
 DILATION_IGNORED = "the dilation is ignored: a dilated filter covers more pixels than its size"
 
 def _side(layer: nn.Module, n: int) -> int | None:
-    """Output side of ``layer`` on a 1x1xnxn input, or None when torch refuses the configuration."""
+    """Output side of ``layer`` (on the meta device) on a 1x1xnxn input, or None when torch refuses the
+    configuration."""
     try:
         with torch.no_grad(), warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            return int(layer(torch.zeros(1, 1, n, n)).shape[-1])
+            return int(layer(torch.zeros(1, 1, n, n, device=META)).shape[-1])
     except RuntimeError:
         return None
 
@@ -56,7 +60,7 @@ def _check_conv(case: dict, got: Any) -> str | None:
     (n, k), kw = case["args"], case["kwargs"]
     s, p, d = kw["stride"], kw["padding"], kw["dilation"]
     call = call_text("conv_output_size", case)
-    side = _side(nn.Conv2d(1, 1, k, stride=s, padding=p, dilation=d), n)
+    side = _side(nn.Conv2d(1, 1, k, stride=s, padding=p, dilation=d, device=META), n)
     # torch floors; the windows tile exactly when the last one ends at the padded input's edge
     if side is None or (side - 1) * s + d * (k - 1) + 1 != n + 2 * p:
         if isinstance(got, RaisedError) and got.name == "ValueError":
@@ -107,7 +111,7 @@ def _transposed_cases(rng: np.random.Generator) -> list[dict]:
     while len(cases) < 30:
         n, k, s = int(rng.integers(1, 21)), int(rng.integers(1, 7)), int(rng.integers(1, 5))
         p, op = int(rng.integers(0, 3)), int(rng.integers(0, s))
-        if _side(nn.ConvTranspose2d(1, 1, k, stride=s, padding=p, output_padding=op), n):
+        if _side(nn.ConvTranspose2d(1, 1, k, stride=s, padding=p, output_padding=op, device=META), n):
             cases.append({"args": [n, k], "kwargs": {"stride": s, "padding": p, "output_padding": op}})
     return cases
 
@@ -116,7 +120,7 @@ def _check_transposed(case: dict, got: Any) -> str | None:
     (n, k), kw = case["args"], case["kwargs"]
     s, p, op = kw["stride"], kw["padding"], kw["output_padding"]
     call = call_text("transposed_conv_output_size", case)
-    side = _side(nn.ConvTranspose2d(1, 1, k, stride=s, padding=p, output_padding=op), n)
+    side = _side(nn.ConvTranspose2d(1, 1, k, stride=s, padding=p, output_padding=op, device=META), n)
     problem = int_problem(call, got)
     if problem or got == side:
         return problem
@@ -138,7 +142,7 @@ def _check_same(case: dict, got: Any) -> str | None:
     (k,), d = case["args"], case["kwargs"]["dilation"]
     call = call_text("same_padding", case)
     n = 4 * d * k + 3
-    keeps = [p for p in range(d * k + 1) if _side(nn.Conv2d(1, 1, k, padding=p, dilation=d), n) == n]
+    keeps = [p for p in range(d * k + 1) if _side(nn.Conv2d(1, 1, k, padding=p, dilation=d, device=META), n) == n]
     if not keeps:
         if isinstance(got, RaisedError) and got.name == "ValueError":
             return None
@@ -163,7 +167,7 @@ def _params_cases(rng: np.random.Generator) -> list[dict]:
 def _check_params(case: dict, got: Any) -> str | None:
     (c, f, k), bias = case["args"], case["kwargs"]["bias"]
     call = call_text("conv_params", case)
-    want = sum(t.numel() for t in nn.Conv2d(c, f, k, bias=bias).parameters())
+    want = sum(t.numel() for t in nn.Conv2d(c, f, k, bias=bias, device=META).parameters())
     problem = int_problem(call, got)
     if problem or got == want:
         return problem
@@ -188,7 +192,8 @@ def _macs_cases(rng: np.random.Generator) -> list[dict]:
 def _check_macs(case: dict, got: Any) -> str | None:
     c, f, k, out = case["args"]
     call = call_text("conv_macs", case)
-    _, want = _macs_of(nn.Conv2d(c, f, k, bias=False), torch.zeros(1, c, out + k - 1, out + k - 1))
+    _, want = _macs_of(nn.Conv2d(c, f, k, bias=False, device=META),
+                      torch.zeros(1, c, out + k - 1, out + k - 1, device=META))
     problem = int_problem(call, got)
     if problem or got == want:
         return problem

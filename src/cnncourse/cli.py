@@ -212,7 +212,7 @@ def cmd_grade(args: argparse.Namespace) -> int:
     limits = Limits(timeout_cell=args.timeout_cell, timeout_notebook=args.timeout_notebook, memory_mb=args.memory,
                     max_procs=args.max_procs, threads=args.threads, file_mb=args.max_file, disk_mb=args.disk,
                     submission_mb=args.max_submission,
-                    sandbox=not args.no_sandbox)
+                    sandbox=not args.no_sandbox, warm_kernels=not args.cold_kernels)
     try:
         results = grade(_root(args), args.assignment, students=args.student or None, jobs=args.jobs, limits=limits,
                         db_url=args.db, force=args.force, progress=not args.no_progress, scheduler=args.scheduler)
@@ -312,6 +312,9 @@ def _add_grading_commands(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.add_argument("--no-sandbox", action="store_true",
                    help="run student kernels unsandboxed (where bwrap cannot run; exposes the course, see README)")
+    p.add_argument("--cold-kernels", action="store_true",
+                   help="start every kernel from scratch in its sandbox instead of forking it from the run's warm "
+                        "zygote (slower; the isolation is the same)")
     p.add_argument("--scheduler", metavar="ADDRESS",
                    help="grade on this Dask cluster (tcp://HOST:8786, tls://..., or `gateway` for a new Dask Gateway "
                         "cluster of --jobs workers): one task per submission, each in its worker's sandbox; needs "

@@ -10,6 +10,7 @@ in the grader process: the student's kernel receives the inputs and nothing else
 from __future__ import annotations
 
 import ast
+import functools
 import importlib.util
 import sys
 from dataclasses import dataclass
@@ -53,9 +54,20 @@ class Oracle:
 def load_oracle(root: str | Path, assignment: str) -> Oracle | None:
     """Import ``<root>/solutions/<assignment>/oracle.py`` (``None`` when the assignment has none)."""
     folder = (Path(root) / "solutions" / assignment).resolve()
-    path = folder / ORACLE_FILE
-    if not path.exists():
+    if not (folder / ORACLE_FILE).exists():
         return None
+    stamp = tuple((p.name, p.stat().st_mtime_ns, p.stat().st_size) for p in sorted(folder.glob("oracle*.py")))
+    from cnncourse.grader import verdicts  # a grading run shares each verdict among its workers
+
+    return verdicts.share(_import_oracle(folder, assignment, stamp))
+
+
+@functools.lru_cache(maxsize=8)
+def _import_oracle(folder: Path, assignment: str, stamp: tuple) -> Oracle:
+    """The oracle of ``folder``, imported once per process and version (``stamp``: the oracle files' names,
+    modification times and sizes): PlaceCases and CheckAnswers ask for it for every notebook, and a grading
+    run's preload imports it before forking its workers, so they inherit it."""
+    path = folder / ORACLE_FILE
     name = f"_cnncourse_oracle_{assignment}"
     spec = importlib.util.spec_from_file_location(name, path)
     module: ModuleType = importlib.util.module_from_spec(spec)
@@ -75,9 +87,7 @@ def load_oracle(root: str | Path, assignment: str) -> Oracle | None:
     rules = getattr(module, "RULES", OwnCode())
     if not isinstance(rules, OwnCode):
         raise ValueError(f"{path}: RULES must be a cnncourse.testcells.owncode.OwnCode, got {type(rules).__name__}")
-    from cnncourse.grader import verdicts  # a grading run shares each verdict among its workers
-
-    return verdicts.share(Oracle(assignment=assignment, tests=dict(tests), rules=rules, source_dir=folder))
+    return Oracle(assignment=assignment, tests=dict(tests), rules=rules, source_dir=folder)
 
 
 def hidden_tests_in(source: str) -> list[str]:

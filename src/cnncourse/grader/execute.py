@@ -56,24 +56,32 @@ class ProcessWatchdog(threading.Thread):
     /tmp budget) holds more than ``max_bytes`` or 1,000 entries."""
 
     def __init__(self, pid: int, max_procs: int, interval: float = 0.25, folder: str | None = None,
-                 max_bytes: int = 0):
+                 max_bytes: int = 0, kernel: int | None = None):
         super().__init__(daemon=True)
         self.pid, self.max_procs, self.interval = pid, max_procs, interval
+        self.kernel = kernel  # a warm kernel (zygote.py) is not a descendant of the sandbox's process
         self.folder, self.max_bytes = folder, max_bytes
         self.stopped = threading.Event()
         self.reason: str | None = None
 
     def run(self) -> None:
         while not self.stopped.wait(self.interval):
-            if len(descendants(self.pid)) > self.max_procs:
+            count = len(descendants(self.pid)) + (len(descendants(self.kernel)) + 1 if self.kernel else 0)
+            if count > self.max_procs:
                 self.reason = f"the process limit ({self.max_procs}) was exceeded (a fork bomb?) and the kernel was killed"
-                kill_tree(self.pid)
+                self.kill()
             elif self.folder is not None:
                 size, count = folder_usage(self.folder)
                 if size > self.max_bytes or count > 1000:
                     self.reason = ("files written outside the working folder went over the disk budget and the "
                                    "kernel was killed")
-                    kill_tree(self.pid)
+                    self.kill()
+
+    def kill(self) -> None:
+        """End the sandbox (PID 1 of its namespace takes every process in it along) and the kernel's tree."""
+        kill_tree(self.pid)
+        if self.kernel:
+            kill_tree(self.kernel)
 
 
 class SandboxedExecute(Execute):
@@ -133,13 +141,17 @@ class SandboxedExecute(Execute):
         pid = self._kernel_pid()
         if pid is not None:
             kill_tree(pid)
+        warm = getattr(self.km, "kernel_host_pid", None)
+        if warm:
+            kill_tree(warm)
 
     def _start_watch(self) -> None:
         pid = self._kernel_pid()
         if pid is not None:
             box = getattr(self.km, "_box", None)
             self._watchdog = ProcessWatchdog(pid, self.max_procs, folder=str(box / "ipc") if box else None,
-                                             max_bytes=getattr(self.km, "disk_mb", 1024) * 1024 * 1024)
+                                             max_bytes=getattr(self.km, "disk_mb", 1024) * 1024 * 1024,
+                                             kernel=getattr(self.km, "kernel_host_pid", None))
             self._watchdog.start()
         install = f"__import__('cnncourse.grader.kernel_guard', fromlist=['install']).install({self._guard!r})"
         if not run_sync(self._quiet)(install):

@@ -5,18 +5,22 @@ in the worker's config)."""
 from __future__ import annotations
 
 import json
+import math
 import os
+import queue
 import shutil
 import stat
 import subprocess
 import sys
 import tempfile
+import time
 from pathlib import Path
 
+from jupyter_client.asynchronous import AsyncKernelClient
 from jupyter_client.manager import AsyncKernelManager
-from traitlets import Bool, Integer, Unicode
+from traitlets import Bool, Integer, Unicode, default
 
-from cnncourse.grader import sandbox
+from cnncourse.grader import sandbox, zygote
 
 MB = 1024 * 1024
 SKIP = (".ipynb", ".ipynb_checkpoints", "__pycache__")
@@ -38,6 +42,34 @@ def copy_inbox(folder: Path, inbox: Path) -> None:
             shutil.copyfile(entry.path, inbox / entry.name, follow_symlinks=False)
 
 
+class ReadyClient(AsyncKernelClient):
+    """``AsyncKernelClient`` whose ``wait_for_ready`` returns as soon as the kernel has answered
+    ``kernel_info`` and IOPub has delivered a message. jupyter_client then also waits for 0.2 s of IOPub
+    silence before returning, on every kernel start; the grader does not need that silence, since nbclient
+    and the grader's own requests ignore every message that is not a reply to them."""
+
+    async def wait_for_ready(self, timeout: float | None = None) -> None:
+        deadline = time.monotonic() + (math.inf if timeout is None else timeout)
+        while True:
+            self.kernel_info()
+            try:
+                reply = await self.shell_channel.get_msg(timeout=1)
+            except queue.Empty:
+                reply = None
+            if reply is not None and reply["msg_type"] == "kernel_info_reply":
+                try:  # IOPub connected? (a subscription made after the kernel's first status is lost)
+                    await self.iopub_channel.get_msg(timeout=0.2)
+                except queue.Empty:
+                    pass
+                else:
+                    self._handle_kernel_info_reply(reply)
+                    return
+            if not await self._async_is_alive():
+                raise RuntimeError("Kernel died before replying to kernel_info")
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"Kernel didn't respond in {timeout} seconds")
+
+
 class SandboxedKernelManager(AsyncKernelManager):
     """``AsyncKernelManager`` that wraps the kernel command in bwrap (or, with ``sandbox=False``, only in the
     limits launcher) and removes the kernel's scratch folder when the kernel is cleaned up."""
@@ -49,6 +81,17 @@ class SandboxedKernelManager(AsyncKernelManager):
     threads = Integer(1, help="BLAS/OpenMP threads of the kernel").tag(config=True)
     course_root = Unicode("", help="course folder: never visible to the kernel").tag(config=True)
     scratch_dir = Unicode("", help="where kernel scratch folders go (default: the system's)").tag(config=True)
+    zygote = Unicode("", help="socket of the run's kernel zygote: fork a warm kernel into the sandbox instead "
+                              "of starting Python and ipykernel in it (see zygote.py); '' = start one").tag(config=True)
+    kernel_host_pid: int | None = None  # a zygote kernel's pid (not a descendant of the bwrap process)
+
+    @default("client_factory")
+    def _ready_client(self):
+        return ReadyClient
+
+    async def _async_wait(self, pollinterval: float = 0.01) -> None:
+        """Poll a killed kernel every 10 ms instead of jupyter_client's 100 ms (once per submission)."""
+        await super()._async_wait(pollinterval=pollinterval)
 
     async def _async_pre_start_kernel(self, **kw):
         folder = Path(kw.get("cwd") or os.getcwd())
@@ -71,8 +114,18 @@ class SandboxedKernelManager(AsyncKernelManager):
             info = json.loads(Path(self.connection_file).read_text())
             info["ip"] = sandbox.IPC + "/k"  # the same sockets, at the path the sandbox sees them
             (ipc / "inside.json").write_text(json.dumps(info))
-            cmd = [*sandbox.base_args(bwrap, ipc, self.disk_mb, root, self._box / "in"), "--",
-                   sys.executable, "-I", "-S", "-c", sandbox.LAUNCHER, sandbox.INBOX, sandbox.WORKDIR, *limits, *cmd]
+            self._warm, extra = None, []
+            if self.zygote and cmd[1:3] == ["-m", "ipykernel_launcher"]:
+                cache = sandbox.font_cache()
+                self._warm = {"args": cmd[3:], "env": sandbox.clean_env(self.threads), "inbox": sandbox.INBOX,
+                              "workdir": sandbox.WORKDIR, "memory": self.memory_mb * MB, "fsize": self.file_mb * MB,
+                              "mplcache": sandbox.MPLCACHE if cache else "", "uid": sandbox.SANDBOX_UID}
+                # the placeholder is PID 1: a signal from inside the sandbox cannot end it (nor the sandbox)
+                extra, cmd = ["--as-pid-1"], list(zygote.PLACEHOLDER)
+            else:
+                cmd = [sys.executable, "-I", "-S", "-c", sandbox.LAUNCHER, sandbox.INBOX, sandbox.WORKDIR, *limits,
+                       *cmd]
+            cmd = [*sandbox.base_args(bwrap, ipc, self.disk_mb, root, self._box / "in"), *extra, "--", *cmd]
         else:
             cmd = [sys.executable, "-I", "-S", "-c", sandbox.LAUNCHER, str(self._box / "in"),
                    str(self._box / "work"), *limits, *cmd]
@@ -80,6 +133,19 @@ class SandboxedKernelManager(AsyncKernelManager):
         kw["stdout"] = subprocess.DEVNULL  # ipykernel's start-up banners; errors still go to stderr (the log)
         kw["env"] = sandbox.clean_env(self.threads)
         return cmd, kw
+
+    async def _async_launch_kernel(self, kernel_cmd: list[str], **kw) -> None:
+        await super()._async_launch_kernel(kernel_cmd, **kw)
+        if getattr(self, "_warm", None) is not None:
+            target = zygote.placeholder_pid(self.provisioner.process.pid)
+            self.kernel_host_pid = zygote.spawn(self.zygote, {**self._warm, "target": target}, sys.stderr.fileno())
+
+    async def _async_is_alive(self) -> bool:
+        """The sandbox runs and, for a warm kernel (not the sandbox's process), the kernel too."""
+        alive = await super()._async_is_alive()
+        return alive and (not self.kernel_host_pid or zygote.alive(self.kernel_host_pid))
+
+    is_alive = _async_is_alive  # AsyncKernelManager binds is_alive to the base class's function
 
     async def _async_cleanup_resources(self, restart: bool = False) -> None:
         await super()._async_cleanup_resources(restart=restart)

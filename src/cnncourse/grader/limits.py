@@ -23,3 +23,4 @@ class Limits:
     notebook_output_bytes: int = 5_000_000
     threads: int = 1  # OMP/MKL threads per kernel (jobs x threads <= cores)
     sandbox: bool = True
+    warm_kernels: bool = True  # fork kernels from the run's zygote (zygote.py) instead of starting each cold

@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from cnncourse import course
-from cnncourse.grader import gradebook, journal, procs, sandbox, verdicts
+from cnncourse.grader import gradebook, journal, procs, sandbox, verdicts, zygote
 from cnncourse.grader.layout import Course
 from cnncourse.grader.limits import Limits
 from cnncourse.grader.result import Result
@@ -162,12 +162,39 @@ class GradingRun:
         """Grade ``todo`` with at most ``jobs`` workers at once (results land in ``self.results``)."""
         from tqdm.auto import tqdm
 
+        warm = self.start_zygote()  # first: it imports on another core while this process preloads
+        try:
+            self._run(todo, jobs, progress, warm)
+        finally:
+            if warm is not None:
+                warm.kill()
+                warm.wait()
+
+    def start_zygote(self):
+        """The run's kernel zygote (``zygote.py``), or None for cold kernels (no sandbox, or turned off)."""
+        if not (self.limits.sandbox and self.limits.warm_kernels):
+            return None
+        modules = zygote.modules_of(sorted(self.crs.source(self.assignment).glob("*.ipynb")))
+        return zygote.start(self.work / "zygote.sock", modules, sandbox.clean_env(self.limits.threads),
+                            self.work / "zygote.log")
+
+    def _run(self, todo: list[str], jobs: int, progress: bool, warm) -> None:
+        from tqdm.auto import tqdm
+
         gradebook.fast_alembic_version()
         preload(self.crs, self.assignment)
         template = gradebook.prepare(self.crs, self.assignment, self.work)
         extra = gradebook.extensions(self.crs, self.assignment)
+        socket_path = ""
+        if warm is not None:
+            if zygote.ready(warm):
+                socket_path = str(self.work / "zygote.sock")
+            else:
+                log = (self.work / "zygote.log").read_text(errors="replace")[-500:]
+                print(f"warning: the kernel zygote did not start, every kernel starts cold: {log}", file=sys.stderr)
         pending = deque(Job(self.crs, self.assignment, s, self.work / f"j{i}", template, self.limits,
-                            journal.log_path(self.crs, self.assignment, s), extra.get(s)) for i, s in enumerate(todo))
+                            journal.log_path(self.crs, self.assignment, s), extra.get(s), socket_path)
+                        for i, s in enumerate(todo))
         tqdm.monitor_interval = 0  # no monitor thread in a process that forks
         self.bar = tqdm(total=len(todo), desc=f"grading {self.assignment}", unit="sub", disable=not progress,
                         dynamic_ncols=True)

@@ -42,6 +42,7 @@ class Job:
     limits: Limits
     log_file: Path
     extension_s: float | None = None  # the student's extension in the class gradebook (late penalties)
+    zygote: str = ""  # socket of the run's kernel zygote ("" = start every kernel cold)
 
     @property
     def result_file(self) -> Path:
@@ -83,7 +84,7 @@ def config_for(job: Job, root: Path, db: Path):
                           "max_procs": lim.max_procs},
         SandboxedKernelManager={"sandbox": lim.sandbox, "memory_mb": lim.memory_mb, "file_mb": lim.file_mb,
                                 "disk_mb": lim.disk_mb, "threads": lim.threads, "course_root": str(crs.root),
-                                "scratch_dir": str(job.scratch)})
+                                "scratch_dir": str(job.scratch), "zygote": job.zygote})
 
 
 def grade_submission(job: Job) -> Result:
@@ -146,6 +147,9 @@ def worker_main(job: Job) -> None:
         os.dup2(log, 2)
         os.environ["JUPYTER_RUNTIME_DIR"] = str(job.scratch / "runtime")
         os.environ["PYTHONWARNINGS"] = "ignore"
+        gradebook.scratch_without_fsync()
+        if "torch" in sys.modules:  # the oracles' torch shares the cores with the other workers and kernels
+            sys.modules["torch"].set_num_threads(max(1, job.limits.threads))
         try:
             result = grade_submission(job)
         finally:

@@ -1,0 +1,311 @@
+"""Warm kernels: one process per grading run has imported ipykernel and what the assignment's own cells import,
+and forks every submission's kernel straight into that submission's fresh sandbox.
+
+Starting a kernel costs about 0.45 s of CPU (Python, ipykernel, the setup cell's imports): a third of what a
+``conv_arithmetic`` submission costs to grade. The sandbox itself stays one per submission: the worker starts
+bwrap exactly as before (``sandbox.base_args``: new user, mount, PID, IPC, UTS and network namespaces; read-only
+system; private ``/tmp``; the submission's inbox and ipc folder), running a placeholder (``sleep``) instead of
+the kernel, and asks the zygote for a kernel over a unix socket in the run's private scratch folder. The zygote
+forks a *joiner*, which enters the sandbox's namespaces (``setns``: the user namespace that owns them, then
+mount, IPC, UTS, network, PID and the sandbox's own user namespace) and forks the kernel. The kernel is a
+process of the sandbox's PID namespace (it sees only the sandbox's processes), in its root, as its uid 1000,
+with no capabilities and ``no_new_privs``, the memory and file-size limits, the kernel's clean environment and
+no file descriptor of the grader's but the log it was handed. The zygote is a fresh ``python -I`` started with
+that clean environment: no secret, gradebook or submission is ever in the memory a kernel inherits.
+
+The joiner starts the kernel as an orphan, so it becomes a child of the sandbox's PID 1 (``getppid()`` is 1,
+as for a kernel bwrap started) and the joiner exits. PID 1 is the placeholder (bwrap ``--as-pid-1``): signals
+from inside the namespace cannot end it, so no submission can end its own sandbox under the grader. The kernel
+dies with the sandbox (when PID 1 of its namespace goes, every process in it goes), and the kernel manager
+counts the kernel dead as soon as it exits or is a zombie (``alive``), then ends the sandbox.
+
+``python -m cnncourse.grader.zygote SOCKET MODULES_JSON`` serves; ``start()`` launches it and waits until it
+listens; ``spawn()`` is the worker's side of one request.
+"""
+from __future__ import annotations
+
+import ctypes
+import fcntl
+import json
+import os
+import random
+import shutil
+import signal
+import socket
+import struct
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from cnncourse.grader import procs
+
+CLONE = {"mnt": 0x00020000, "uts": 0x04000000, "ipc": 0x08000000, "user": 0x10000000, "pid": 0x20000000,
+         "net": 0x40000000}
+NS_GET_USERNS = 0xB701  # ioctl: the user namespace that owns a namespace
+PR_SET_NO_NEW_PRIVS, PR_CAPBSET_DROP = 38, 24
+CAPABILITY_V3 = 0x20080522
+PLACEHOLDER = ["sleep", "infinity"]  # what bwrap runs until the kernel joins: /usr/bin/sleep
+ALWAYS = ("ipykernel.kernelapp", "ipykernel.ipkernel", "ipykernel.zmqshell", "IPython")
+FRAME = struct.Struct("!I")
+
+
+def _check(result: int, what: str) -> None:
+    if result != 0:
+        err = ctypes.get_errno()
+        raise OSError(err, f"{what}: {os.strerror(err)}")
+
+
+def join_sandbox(target: int) -> None:
+    """Enter every namespace of the host process ``target`` (a sandbox's placeholder); children forked after
+    this are processes of its PID namespace."""
+    libc = ctypes.CDLL(None, use_errno=True)
+    fds = {name: os.open(f"/proc/{target}/ns/{name}", os.O_RDONLY) for name in CLONE}
+    try:
+        owner = fcntl.ioctl(fds["mnt"], NS_GET_USERNS)  # bwrap nests its user namespace: join its parent first
+        try:
+            same = os.fstat(owner).st_ino == os.fstat(fds["user"]).st_ino
+            _check(libc.setns(owner, CLONE["user"]), "setns(user namespace owning the sandbox)")
+        finally:
+            os.close(owner)
+        for name in ("mnt", "ipc", "uts", "net", "pid"):
+            _check(libc.setns(fds[name], CLONE[name]), f"setns({name})")
+        if not same:
+            _check(libc.setns(fds["user"], CLONE["user"]), "setns(sandbox user namespace)")
+    finally:
+        for fd in fds.values():
+            os.close(fd)
+    os.chdir("/")
+
+
+def drop_privileges() -> None:
+    """No capabilities (joining a user namespace grants them all inside it), none to be gained by exec."""
+    libc = ctypes.CDLL(None, use_errno=True)
+    _check(libc.prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0), "prctl(no_new_privs)")
+    for cap in range(64):
+        libc.prctl(PR_CAPBSET_DROP, cap, 0, 0, 0)  # fails past the last capability: fine
+    header = (ctypes.c_uint32 * 2)(CAPABILITY_V3, 0)
+    _check(libc.capset(header, (ctypes.c_uint32 * 6)()), "capset(none)")
+
+
+def _become_kernel(request: dict, log_fd: int) -> None:
+    """In the sandbox, as the kernel: limits, clean process state, the inbox copied in, then ipykernel."""
+    import resource
+
+    drop_privileges()
+    os.setsid()
+    null = os.open("/dev/null", os.O_RDWR)
+    os.dup2(null, 0)
+    os.dup2(null, 1)
+    os.dup2(log_fd, 2)
+    os.closerange(3, 1 << 16)  # the zygote's socket, the request's connection, the log's original fd
+    for limit, value in ((resource.RLIMIT_AS, request["memory"]), (resource.RLIMIT_FSIZE, request["fsize"])):
+        if value > 0:
+            resource.setrlimit(limit, (value, value))
+    os.environ.clear()
+    os.environ.update(request["env"])
+    inbox, workdir = request["inbox"], request["workdir"]
+    os.makedirs(workdir, exist_ok=True)
+    if os.path.isdir(inbox):
+        shutil.copytree(inbox, workdir, dirs_exist_ok=True, symlinks=True)
+    if request.get("mplcache") and os.path.isdir(request["mplcache"]):
+        shutil.copytree(request["mplcache"], os.path.expanduser("~/.cache/matplotlib"), dirs_exist_ok=True)
+    os.chdir(workdir)
+    sys.path.insert(0, workdir)  # as `python -m ipykernel_launcher` started in the working folder would
+    random.seed()
+    if "numpy" in sys.modules:
+        sys.modules["numpy"].random.seed()
+    threads = int(request["env"].get("OMP_NUM_THREADS", "1"))
+    if "torch" in sys.modules and threads > 1:  # imported on one thread in the zygote; the kernel may use more
+        sys.modules["torch"].set_num_threads(threads)
+    from ipykernel.kernelapp import IPKernelApp
+
+    sys.argv = ["ipykernel_launcher", *request["args"]]
+    app = IPKernelApp.instance()
+    app.initialize(request["args"])
+    app.start()
+
+
+def _serve_one(conn: socket.socket, request: dict, log_fd: int) -> None:
+    """The joiner: enter the sandbox and start the kernel there as an orphan, so that it becomes a child of the
+    sandbox's PID 1 (``os.getppid()`` is 1, as for a kernel bwrap started), then answer."""
+    try:
+        signal.signal(signal.SIGCHLD, signal.SIG_DFL)
+        join_sandbox(int(request["target"]))
+        if os.getuid() != int(request["uid"]):  # a sandbox that is not (yet) what base_args asked for
+            raise RuntimeError(f"joined uid {os.getuid()}, not the sandbox's {request['uid']}")
+        middle = os.fork()  # the first process in the PID namespace: it forks the kernel and exits
+        if middle == 0:
+            try:
+                if os.fork() == 0:
+                    _become_kernel(request, log_fd)
+            finally:
+                os._exit(0)
+        os.close(log_fd)
+        os.waitpid(middle, 0)
+        conn.sendall(b'{"started": true}\n')
+    except BaseException as exc:
+        try:
+            conn.sendall(json.dumps({"error": f"{type(exc).__name__}: {exc}"}).encode() + b"\n")
+        except OSError:
+            pass
+    finally:
+        os._exit(0)
+
+
+def _receive(conn: socket.socket) -> tuple[dict, list[int]]:
+    head, fds, _, _ = socket.recv_fds(conn, FRAME.size, 1)
+    while len(head) < FRAME.size:
+        more = conn.recv(FRAME.size - len(head))
+        if not more:
+            raise EOFError("short request")
+        head += more
+    (size,) = FRAME.unpack(head)
+    body = b""
+    while len(body) < size:
+        more = conn.recv(size - len(body))
+        if not more:
+            raise EOFError("short request")
+        body += more
+    return json.loads(body), fds
+
+
+def serve(path: str, modules: list[str]) -> None:
+    """Import ``modules`` (plus ipykernel), listen on ``path`` and fork a kernel per request, forever."""
+    for name in (*ALWAYS, *modules):
+        try:
+            __import__(name)
+        except Exception:  # the kernel will meet the same error itself, in the student's notebook
+            pass
+    threads = len(os.listdir("/proc/self/task"))
+    if threads != 1:  # setns(user) refuses multithreaded callers, and fork would copy a half-held lock
+        raise SystemExit(f"the zygote has {threads} threads after its imports; it must have one")
+    server = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    server.bind(path)
+    os.chmod(path, 0o600)
+    server.listen(64)
+    signal.signal(signal.SIGCHLD, signal.SIG_IGN)  # joiners are reaped by the system
+    print("ready", flush=True)
+    while True:
+        conn, _ = server.accept()
+        try:
+            request, fds = _receive(conn)
+        except (OSError, EOFError, ValueError):
+            conn.close()
+            continue
+        if len(fds) != 1:
+            conn.close()
+            for fd in fds:
+                os.close(fd)
+            continue
+        if os.fork() == 0:
+            server.close()
+            _serve_one(conn, request, fds[0])
+        conn.close()
+        os.close(fds[0])
+
+
+def modules_of(notebooks: list[Path]) -> list[str]:
+    """The modules the given (not student-written) code cells of ``notebooks`` import: every kernel of the
+    assignment imports them anyway, so a zygote that has them changes nothing a student's code can reach."""
+    import ast
+
+    import nbformat
+
+    found: dict[str, None] = {}
+    for path in notebooks:
+        for cell in nbformat.read(str(path), as_version=4).cells:
+            if cell.cell_type != "code" or cell.metadata.get("nbgrader", {}).get("solution"):
+                continue
+            lines = [line for line in cell.source.splitlines() if not line.lstrip().startswith(("%", "!"))]
+            try:
+                tree = ast.parse("\n".join(lines))
+            except SyntaxError:
+                continue
+            for node in ast.walk(tree):
+                if isinstance(node, ast.Import):
+                    found.update((alias.name, None) for alias in node.names)
+                elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+                    found[node.module] = None
+    return list(found)
+
+
+def start(path: Path, modules: list[str], env: dict[str, str], log: Path) -> subprocess.Popen:
+    """Launch the zygote of a grading run (it will listen on ``path``; ``ready()`` waits for it). ``env`` is
+    the kernels' clean environment; matplotlib gets the inline backend ipykernel would give it, and the BLAS and
+    OpenMP libraries one thread (OpenBLAS starts its threads when NumPy is imported, and a process that joins a
+    user namespace must have one thread), so warm kernels compute on one thread each."""
+    env = {**env, "MPLBACKEND": "module://matplotlib_inline.backend_inline",
+           **{var: "1" for var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS")}}
+    with open(log, "ab") as err:
+        return subprocess.Popen([sys.executable, "-I", "-m", "cnncourse.grader.zygote", str(path),
+                                 json.dumps(modules)], env=env, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                                stderr=err, preexec_fn=lambda: procs.prctl(procs.PR_SET_PDEATHSIG, signal.SIGKILL))
+
+
+def ready(proc: subprocess.Popen, wait: float = 120.0) -> bool:
+    """Wait until the zygote listens (its imports take a second or two); False when it died or hung."""
+    import select
+
+    if select.select([proc.stdout], [], [], wait)[0] and proc.stdout.readline().strip() == b"ready":
+        return True
+    proc.kill()
+    proc.wait()
+    return False
+
+
+def placeholder_pid(bwrap_pid: int, wait: float = 10.0) -> int:
+    """The host pid of the sandbox's PID 1 once it runs the placeholder. Before its exec, bwrap's child is
+    still building the sandbox (namespaces without their uid map, mounts before the pivot): joining then would
+    not be joining the sandbox, so the command name must be the placeholder's."""
+    deadline = time.monotonic() + wait
+    while time.monotonic() < deadline:
+        for pid in procs.descendants(bwrap_pid):
+            try:
+                with open(f"/proc/{pid}/comm") as f:
+                    if f.read().strip() != PLACEHOLDER[0]:
+                        continue
+                with open(f"/proc/{pid}/status") as f:
+                    nspid = next(line.split()[1:] for line in f if line.startswith("NSpid:"))
+            except (OSError, StopIteration):
+                continue
+            if nspid[-1] == "1":
+                return pid
+        time.sleep(0.002)
+    raise RuntimeError("the sandbox did not start its placeholder process")
+
+
+def spawn(path: str, request: dict, log_fd: int, wait: float = 30.0) -> int:
+    """Ask the zygote at ``path`` for a kernel in the sandbox whose PID 1 is ``request["target"]``; returns the
+    kernel's host pid (the placeholder's only child once the kernel has started)."""
+    body = json.dumps(request).encode()
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as conn:
+        conn.settimeout(wait)
+        conn.connect(path)
+        socket.send_fds(conn, [FRAME.pack(len(body)) + body], [log_fd])
+        reply = b""
+        while not reply.endswith(b"\n"):
+            more = conn.recv(4096)
+            if not more:
+                break
+            reply += more
+    answer = json.loads(reply or b"{}")
+    if not answer.get("started"):
+        raise RuntimeError(f"the kernel zygote could not start a kernel: {answer.get('error', 'no answer')}")
+    children = procs.descendants(int(request["target"]))
+    if not children:
+        raise RuntimeError("the warm kernel died at once (see the worker log)")
+    return children[0]
+
+
+def alive(pid: int) -> bool:
+    """Is ``pid`` running (not gone, not a zombie)? A warm kernel is nobody's child here: no waitpid."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as f:
+            return f.read().rsplit(b")", 1)[1].split()[0] != b"Z"
+    except OSError:
+        return False
+
+
+if __name__ == "__main__":
+    serve(sys.argv[1], json.loads(sys.argv[2]))

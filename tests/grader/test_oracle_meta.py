@@ -1,0 +1,71 @@
+"""conv_arithmetic's oracle measures sizes, parameters and MACs on torch's meta device (no weights, no
+arithmetic). The numbers must be the ones real CPU tensors give, for every kind of case the oracle draws."""
+from __future__ import annotations
+
+import importlib.util
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+FOLDER = Path(__file__).resolve().parents[2] / "solutions" / "conv_arithmetic"
+
+
+def load(name: str):
+    spec = importlib.util.spec_from_file_location(f"_meta_test_{name}", FOLDER / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    sys.path.insert(0, str(FOLDER))
+    try:
+        spec.loader.exec_module(module)
+    finally:
+        sys.path.remove(str(FOLDER))
+    return module
+
+
+def measurements(oracle, network, seeds: range) -> dict:
+    """Every value the oracle measures with torch for the cases of ``seeds`` (plus AlexNet)."""
+    from torch import nn
+
+    out: dict = {"alexnet": network.network_rows(network.ALEXNET, network.ALEXNET_INPUT)}
+    for seed in seeds:
+        rng = np.random.default_rng(seed)
+        for i, case in enumerate(oracle._conv_cases(rng)):
+            (n, k), kw = case["args"], case["kwargs"]
+            out[seed, "conv", i] = oracle._side(nn.Conv2d(1, 1, k, device=network.META, **kw), n)
+        for i, case in enumerate(oracle._pool_cases(rng)):
+            (n, k), kw = case["args"], case["kwargs"]
+            out[seed, "pool", i] = oracle._side(nn.MaxPool2d(k, **kw), n)
+        for i, case in enumerate(oracle._transposed_cases(rng)):
+            (n, k), kw = case["args"], case["kwargs"]
+            out[seed, "transposed", i] = oracle._side(nn.ConvTranspose2d(1, 1, k, device=network.META, **kw), n)
+        for i, case in enumerate(oracle._macs_cases(rng)):
+            c, f, k, side = case["args"]
+            out[seed, "macs", i] = oracle._macs_of(nn.Conv2d(c, f, k, bias=False, device=network.META),
+                                                   torch.zeros(1, c, side + k - 1, side + k - 1,
+                                                               device=network.META))[1]
+        for i, case in enumerate(oracle._params_cases(rng)):
+            c, f, k = case["args"]
+            out[seed, "params", i] = sum(t.numel() for t in nn.Conv2d(c, f, k, device=network.META).parameters())
+        for i, case in enumerate(network.network_cases(rng)):
+            out[seed, "network", i] = network.network_rows(*case["args"])
+    return out
+
+
+def test_meta_device_measures_what_cpu_tensors_measure(monkeypatch):
+    oracle, network = load("oracle"), sys.modules["oracle_network"]
+    assert network.META.type == "meta"
+    on_meta = measurements(oracle, network, range(4))
+    monkeypatch.setattr(network, "META", torch.device("cpu"))
+    monkeypatch.setattr(oracle, "META", torch.device("cpu"))
+    on_cpu = measurements(oracle, network, range(4))
+    assert len(on_meta) > 4 * 150
+    assert on_meta == on_cpu
+    assert on_meta["alexnet"][0] == ("conv1", (96, 55, 55), 34_944, 105_415_200)  # the lecture's conv1
+
+
+@pytest.fixture(autouse=True)
+def _forget_siblings():
+    yield
+    sys.modules.pop("oracle_network", None)

@@ -1,0 +1,154 @@
+"""Warm kernels (cnncourse.grader.zygote): a kernel forked by the run's zygote into a submission's sandbox must
+be as confined as a kernel started in it: the sandbox's processes only, uid 1000, no capabilities, no way to
+gain any, a clean environment, no file descriptor or folder of the grader's; and it lives exactly as long as
+its sandbox."""
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import signal
+import time
+from pathlib import Path
+
+import pytest
+
+from cnncourse.grader import procs, sandbox, zygote
+from cnncourse.grader.kernel import SandboxedKernelManager
+
+pytestmark = pytest.mark.skipif(not sandbox.probe()[0], reason="bubblewrap cannot run here")
+
+PROBE = r"""
+import json, os
+status = dict(line.split(":", 1) for line in open("/proc/self/status").read().splitlines())
+fds = sorted(int(fd) for fd in os.listdir("/proc/self/fd"))
+print(json.dumps({
+    "uid": os.getuid(), "pid": os.getpid(), "cwd": os.getcwd(),
+    "pids": sorted(int(p) for p in os.listdir("/proc") if p.isdigit()),
+    "cap_eff": status["CapEff"].strip(), "cap_prm": status["CapPrm"].strip(),
+    "no_new_privs": status["NoNewPrivs"].strip(),
+    "env": sorted(os.environ), "fds": fds, "tmp": sorted(os.listdir("/tmp")), "run": sorted(os.listdir("/run")),
+    "inbox_file": open("data.txt").read(), "hostname": os.uname().nodename,
+}))
+"""
+
+
+async def _run(km: SandboxedKernelManager, code: str) -> str:
+    kc = km.client()
+    kc.start_channels()
+    try:
+        await kc.wait_for_ready(timeout=60)
+        out: list[str] = []
+
+        def hook(msg):
+            if msg["msg_type"] == "stream":
+                out.append(msg["content"]["text"])
+            elif msg["msg_type"] == "error":
+                out.append("\n".join(msg["content"]["traceback"]))
+
+        await kc.execute_interactive(code, output_hook=hook, timeout=60)
+        return "".join(out)
+    finally:
+        kc.stop_channels()
+
+
+@pytest.fixture(scope="module")
+def warm(tmp_path_factory):
+    work = tmp_path_factory.mktemp("zygote")
+    os.chmod(work, 0o700)
+    proc = zygote.start(work / "z.sock", ["numpy"], sandbox.clean_env(1), work / "z.log")
+    assert zygote.ready(proc), (work / "z.log").read_text()
+    yield work / "z.sock"
+    proc.kill()
+    proc.wait()
+
+
+def _manager(sock: Path, tmp_path: Path) -> tuple[SandboxedKernelManager, Path]:
+    folder = tmp_path / "submission"
+    folder.mkdir(parents=True)
+    (folder / "data.txt").write_text("from the inbox")
+    km = SandboxedKernelManager(zygote=str(sock), scratch_dir=str(tmp_path), threads=1, disk_mb=64,
+                                course_root=str(tmp_path))
+    return km, folder
+
+
+def test_warm_kernel_is_confined_like_a_cold_one(warm, tmp_path):
+    os.environ["CNNCOURSE_SECRET"] = "must-not-leak"
+    km, folder = _manager(warm, tmp_path)
+    try:
+        asyncio.run(km.start_kernel(cwd=str(folder)))
+        seen = json.loads(asyncio.run(_run(km, PROBE)).strip().splitlines()[-1])
+    finally:
+        os.environ.pop("CNNCOURSE_SECRET", None)
+        asyncio.run(km.shutdown_kernel(now=True))
+    assert km.kernel_host_pid, "the kernel did not come from the zygote"
+    assert seen["uid"] == sandbox.SANDBOX_UID
+    assert seen["cap_eff"] == seen["cap_prm"] == "0000000000000000", seen
+    assert seen["no_new_privs"] == "1"
+    assert len(seen["pids"]) <= 4 and seen["pid"] in seen["pids"], seen["pids"]  # bwrap's init, sleep, kernel
+    assert seen["cwd"] == sandbox.WORKDIR and seen["inbox_file"] == "from the inbox"
+    assert "CNNCOURSE_SECRET" not in seen["env"] and "CNNCOURSE_DB" not in seen["env"]
+    assert seen["hostname"] == "sandbox"
+    assert not any(name.endswith(".sock") for name in seen["tmp"] + seen["run"]), "the zygote's socket is visible"
+    # only the standard streams and what ipykernel opened itself (zmq, epoll, its sqlite history): no grader file
+    assert not (set(range(3)) - set(seen["fds"]))
+
+
+def test_kernel_and_sandbox_end_together(warm, tmp_path):
+    km, folder = _manager(warm, tmp_path)
+    asyncio.run(km.start_kernel(cwd=str(folder)))
+    try:
+        assert asyncio.run(km.is_alive())
+        # the kernel dies (os._exit, the memory cap, a crash): the manager sees it at once, as nbclient must
+        os.kill(km.kernel_host_pid, signal.SIGKILL)
+        deadline = time.monotonic() + 10
+        while asyncio.run(km.is_alive()) and time.monotonic() < deadline:
+            time.sleep(0.02)
+        assert not asyncio.run(km.is_alive()), "the kernel manager did not notice its warm kernel died"
+    finally:
+        asyncio.run(km.shutdown_kernel(now=True))
+    # and the other way round: killing the sandbox takes the kernel along
+    km2, folder2 = _manager(warm, tmp_path / "second")
+    asyncio.run(km2.start_kernel(cwd=str(folder2)))
+    kernel2 = km2.kernel_host_pid
+    procs.kill_tree(km2.provisioner.process.pid)
+    deadline = time.monotonic() + 10
+    while _alive(kernel2) and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert not _alive(kernel2), "the kernel outlived its sandbox"
+    asyncio.run(km2.shutdown_kernel(now=True))
+
+
+def test_no_signal_from_inside_ends_the_sandbox(warm, tmp_path):
+    """A kernel that kills every process it can see (PID 1 included) and its parent group survives, as a cold
+    one does: its parent is the sandbox's PID 1, which ignores signals from inside."""
+    km, folder = _manager(warm, tmp_path)
+    asyncio.run(km.start_kernel(cwd=str(folder)))
+    try:
+        code = ("import os, signal\nfor p in [int(p) for p in os.listdir('/proc') if p.isdigit()]:\n"
+                "    if p != os.getpid():\n        try: os.kill(p, signal.SIGKILL)\n        except OSError: pass\n"
+                "print('ppid', os.getppid())\ntry:\n    os.kill(os.getppid(), signal.SIGKILL)\n"
+                "    os.kill(-1, signal.SIGKILL)\nexcept OSError: pass\n")
+        out = asyncio.run(_run(km, code))
+        assert "ppid 1" in out
+        assert "still here" in asyncio.run(_run(km, "print('still here')"))
+    finally:
+        asyncio.run(km.shutdown_kernel(now=True))
+
+
+def _alive(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().split(")")[-1].split()[0] != "Z"
+    except OSError:
+        return False
+
+
+def test_modules_of_reads_only_the_given_cells(tmp_path):
+    import nbformat
+
+    nb = nbformat.v4.new_notebook()
+    nb.cells = [nbformat.v4.new_code_cell("import numpy as np\nfrom cnncourse.testcells import hidden\n%matplotlib inline"),
+                nbformat.v4.new_code_cell("import torch", metadata={"nbgrader": {"solution": True}})]
+    nbformat.write(nb, tmp_path / "a.ipynb")
+    assert zygote.modules_of([tmp_path / "a.ipynb"]) == ["numpy", "cnncourse.testcells"]
