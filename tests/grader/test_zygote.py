@@ -8,6 +8,7 @@ import asyncio
 import json
 import os
 import signal
+import threading
 import time
 from pathlib import Path
 
@@ -17,6 +18,25 @@ from cnncourse.grader import procs, sandbox, zygote
 from cnncourse.grader.kernel import SandboxedKernelManager
 
 pytestmark = pytest.mark.skipif(not sandbox.probe()[0], reason="bubblewrap cannot run here")
+
+
+def run(make_coro):
+    """``asyncio.run(make_coro())`` in a thread of its own: in a pytest-xdist worker the browser tests'
+    session-wide Playwright keeps an event loop running in this thread."""
+    box: dict = {}
+
+    def target():
+        try:
+            box["value"] = asyncio.run(make_coro())
+        except BaseException as exc:  # re-raised in the test's thread
+            box["error"] = exc
+
+    thread = threading.Thread(target=target)
+    thread.start()
+    thread.join()
+    if "error" in box:
+        raise box["error"]
+    return box.get("value")
 
 PROBE = r"""
 import json, os
@@ -73,75 +93,89 @@ def _manager(sock: Path, tmp_path: Path) -> tuple[SandboxedKernelManager, Path]:
 
 
 def test_warm_kernel_is_confined_like_a_cold_one(warm, tmp_path):
-    os.environ["CNNCOURSE_SECRET"] = "must-not-leak"
     km, folder = _manager(warm, tmp_path)
+
+    async def scenario():
+        await km.start_kernel(cwd=str(folder))
+        try:
+            return json.loads((await _run(km, PROBE)).strip().splitlines()[-1])
+        finally:
+            await km.shutdown_kernel(now=True)
+
+    os.environ["CNNCOURSE_SECRET"] = "must-not-leak"
     try:
-        asyncio.run(km.start_kernel(cwd=str(folder)))
-        seen = json.loads(asyncio.run(_run(km, PROBE)).strip().splitlines()[-1])
+        seen = run(scenario)
     finally:
         os.environ.pop("CNNCOURSE_SECRET", None)
-        asyncio.run(km.shutdown_kernel(now=True))
     assert km.kernel_host_pid, "the kernel did not come from the zygote"
     assert seen["uid"] == sandbox.SANDBOX_UID
     assert seen["cap_eff"] == seen["cap_prm"] == "0000000000000000", seen
     assert seen["no_new_privs"] == "1"
-    assert len(seen["pids"]) <= 4 and seen["pid"] in seen["pids"], seen["pids"]  # bwrap's init, sleep, kernel
+    assert len(seen["pids"]) <= 4 and seen["pid"] in seen["pids"], seen["pids"]  # PID 1 (placeholder), kernel
     assert seen["cwd"] == sandbox.WORKDIR and seen["inbox_file"] == "from the inbox"
     assert "CNNCOURSE_SECRET" not in seen["env"] and "CNNCOURSE_DB" not in seen["env"]
     assert seen["hostname"] == "sandbox"
     assert not any(name.endswith(".sock") for name in seen["tmp"] + seen["run"]), "the zygote's socket is visible"
-    # only the standard streams and what ipykernel opened itself (zmq, epoll, its sqlite history): no grader file
     assert not (set(range(3)) - set(seen["fds"]))
+
+
+async def _wait(check, seconds: float = 10.0) -> bool:
+    deadline = time.monotonic() + seconds
+    while not await check() and time.monotonic() < deadline:
+        await asyncio.sleep(0.02)
+    return await check()
 
 
 def test_kernel_and_sandbox_end_together(warm, tmp_path):
     km, folder = _manager(warm, tmp_path)
-    asyncio.run(km.start_kernel(cwd=str(folder)))
-    try:
-        assert asyncio.run(km.is_alive())
-        # the kernel dies (os._exit, the memory cap, a crash): the manager sees it at once, as nbclient must
-        os.kill(km.kernel_host_pid, signal.SIGKILL)
-        deadline = time.monotonic() + 10
-        while asyncio.run(km.is_alive()) and time.monotonic() < deadline:
-            time.sleep(0.02)
-        assert not asyncio.run(km.is_alive()), "the kernel manager did not notice its warm kernel died"
-    finally:
-        asyncio.run(km.shutdown_kernel(now=True))
-    # and the other way round: killing the sandbox takes the kernel along
     km2, folder2 = _manager(warm, tmp_path / "second")
-    asyncio.run(km2.start_kernel(cwd=str(folder2)))
-    kernel2 = km2.kernel_host_pid
-    procs.kill_tree(km2.provisioner.process.pid)
-    deadline = time.monotonic() + 10
-    while _alive(kernel2) and time.monotonic() < deadline:
-        time.sleep(0.02)
-    assert not _alive(kernel2), "the kernel outlived its sandbox"
-    asyncio.run(km2.shutdown_kernel(now=True))
+
+    async def scenario():
+        await km.start_kernel(cwd=str(folder))
+        try:
+            assert await km.is_alive()
+            # the kernel dies (os._exit, the memory cap, a crash): the manager sees it at once, as nbclient must
+            os.kill(km.kernel_host_pid, signal.SIGKILL)
+            assert await _wait(lambda: _negate(km.is_alive())), "the manager did not notice its warm kernel died"
+        finally:
+            await km.shutdown_kernel(now=True)
+        # and the other way round: killing the sandbox takes the kernel along
+        await km2.start_kernel(cwd=str(folder2))
+        kernel = km2.kernel_host_pid
+        procs.kill_tree(km2.provisioner.process.pid)
+        assert await _wait(lambda: _negate(_async_alive(kernel))), "the kernel outlived its sandbox"
+        await km2.shutdown_kernel(now=True)
+
+    run(scenario)
+
+
+async def _negate(coro) -> bool:
+    return not await coro
+
+
+async def _async_alive(pid: int) -> bool:
+    return zygote.alive(pid)
 
 
 def test_no_signal_from_inside_ends_the_sandbox(warm, tmp_path):
     """A kernel that kills every process it can see (PID 1 included) and its parent group survives, as a cold
     one does: its parent is the sandbox's PID 1, which ignores signals from inside."""
     km, folder = _manager(warm, tmp_path)
-    asyncio.run(km.start_kernel(cwd=str(folder)))
-    try:
-        code = ("import os, signal\nfor p in [int(p) for p in os.listdir('/proc') if p.isdigit()]:\n"
-                "    if p != os.getpid():\n        try: os.kill(p, signal.SIGKILL)\n        except OSError: pass\n"
-                "print('ppid', os.getppid())\ntry:\n    os.kill(os.getppid(), signal.SIGKILL)\n"
-                "    os.kill(-1, signal.SIGKILL)\nexcept OSError: pass\n")
-        out = asyncio.run(_run(km, code))
-        assert "ppid 1" in out
-        assert "still here" in asyncio.run(_run(km, "print('still here')"))
-    finally:
-        asyncio.run(km.shutdown_kernel(now=True))
+    code = ("import os, signal\nfor p in [int(p) for p in os.listdir('/proc') if p.isdigit()]:\n"
+            "    if p != os.getpid():\n        try: os.kill(p, signal.SIGKILL)\n        except OSError: pass\n"
+            "print('ppid', os.getppid())\ntry:\n    os.kill(os.getppid(), signal.SIGKILL)\n"
+            "    os.kill(-1, signal.SIGKILL)\nexcept OSError: pass\n")
 
+    async def scenario():
+        await km.start_kernel(cwd=str(folder))
+        try:
+            return await _run(km, code), await _run(km, "print('still here')")
+        finally:
+            await km.shutdown_kernel(now=True)
 
-def _alive(pid: int) -> bool:
-    try:
-        with open(f"/proc/{pid}/stat") as f:
-            return f.read().split(")")[-1].split()[0] != "Z"
-    except OSError:
-        return False
+    killed, after = run(scenario)
+    assert "ppid 1" in killed
+    assert "still here" in after
 
 
 def test_modules_of_reads_only_the_given_cells(tmp_path):

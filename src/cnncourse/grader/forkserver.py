@@ -5,7 +5,8 @@ cannot fork its own workers (a Dask worker: multi-threaded and daemonic).
 object per line-length-prefixed frame: a request is ``(job, hard_seconds, secret)``; the server imports the
 assignment's preprocessors and oracle once (``scheduler.preload``), forks a child that runs exactly the
 local worker (``worker.worker_main``: its own session, the kernel in the sandbox, ``result.json`` in the
-job's scratch folder), waits at most ``hard_seconds`` (then kills the child's whole tree) and answers
+job's scratch folder, its kernel forked by the assignment's warm-kernel zygote on this host, ``zygote.py``),
+waits at most ``hard_seconds`` (then kills the child's whole tree) and answers
 ``{"exitcode": int | None, "killed": bool}``. The server dies with its parent (``PR_SET_PDEATHSIG``); each
 child dies with the server. A child never sees the request pipe (stdin is ``/dev/null`` there) and the
 course secret is set only in the child that grades, outside the kernel's clean environment.
@@ -55,19 +56,47 @@ def _grade_in_child(job, secret: bytes | None) -> None:
     worker_main(job)  # never returns
 
 
+def _zygote_for(job, stem: str):
+    """Start the warm-kernel zygote of ``job``'s assignment on this host (None for cold kernels)."""
+    from pathlib import Path
+
+    from cnncourse.grader import sandbox, zygote
+
+    if not (job.limits.sandbox and job.limits.warm_kernels):
+        return None
+    modules = zygote.modules_of(sorted(job.course.source(job.assignment).glob("*.ipynb")))
+    return (zygote.start(Path(stem + ".sock"), modules, sandbox.clean_env(job.limits.threads), Path(stem + ".log")),
+            stem + ".sock")
+
+
+def _zygote_ready(started) -> str:
+    from cnncourse.grader import zygote
+
+    if started is None:
+        return ""
+    proc, path = started
+    return path if zygote.ready(proc) else ""  # a zygote that cannot start: every kernel starts cold
+
+
 def serve(requests: BinaryIO, replies: BinaryIO) -> None:
     """Answer requests until stdin closes."""
+    import tempfile
+
     from cnncourse.grader import procs, scheduler
 
-    warm: set[tuple[str, str]] = set()
+    warm: dict[tuple[str, str], str] = {}  # (course, assignment) -> its kernel zygote's socket ("" = cold)
+    scratch = tempfile.mkdtemp(prefix="cnncourse-forkserver-")  # 0700: the zygotes' sockets
     while True:
         try:
             job, hard, secret = receive(requests)
         except EOFError:
             return
-        if (str(job.course.root), job.assignment) not in warm:
+        key = (str(job.course.root), job.assignment)
+        if key not in warm:
+            warm[key] = _zygote_for(job, os.path.join(scratch, f"z{len(warm)}"))  # imports on another core
             scheduler.preload(job.course, job.assignment)
-            warm.add((str(job.course.root), job.assignment))
+            warm[key] = _zygote_ready(warm[key])
+        job.zygote = warm[key]
         pid = os.fork()
         if pid == 0:
             try:

@@ -19,8 +19,8 @@ from inside the namespace cannot end it, so no submission can end its own sandbo
 dies with the sandbox (when PID 1 of its namespace goes, every process in it goes), and the kernel manager
 counts the kernel dead as soon as it exits or is a zombie (``alive``), then ends the sandbox.
 
-``python -m cnncourse.grader.zygote SOCKET MODULES_JSON`` serves; ``start()`` launches it and waits until it
-listens; ``spawn()`` is the worker's side of one request.
+``python -m cnncourse.grader.zygote SOCKET MODULES_JSON`` serves; ``start()``/``ready()`` launch it and wait
+until it listens; ``spawn()`` is the worker's side. Kernels use one BLAS/OpenMP thread (see ``start``).
 """
 from __future__ import annotations
 
@@ -154,20 +154,14 @@ def _serve_one(conn: socket.socket, request: dict, log_fd: int) -> None:
 
 
 def _receive(conn: socket.socket) -> tuple[dict, list[int]]:
-    head, fds, _, _ = socket.recv_fds(conn, FRAME.size, 1)
-    while len(head) < FRAME.size:
-        more = conn.recv(FRAME.size - len(head))
+    """One request: a length-prefixed JSON object, with the kernel's log as the one passed descriptor."""
+    data, fds, _, _ = socket.recv_fds(conn, 1 << 16, 1)
+    while len(data) < FRAME.size or len(data) < FRAME.size + FRAME.unpack(data[:FRAME.size])[0]:
+        more = conn.recv(1 << 16)
         if not more:
             raise EOFError("short request")
-        head += more
-    (size,) = FRAME.unpack(head)
-    body = b""
-    while len(body) < size:
-        more = conn.recv(size - len(body))
-        if not more:
-            raise EOFError("short request")
-        body += more
-    return json.loads(body), fds
+        data += more
+    return json.loads(data[FRAME.size:]), fds
 
 
 def serve(path: str, modules: list[str]) -> None:
@@ -193,16 +187,12 @@ def serve(path: str, modules: list[str]) -> None:
         except (OSError, EOFError, ValueError):
             conn.close()
             continue
-        if len(fds) != 1:
-            conn.close()
-            for fd in fds:
-                os.close(fd)
-            continue
-        if os.fork() == 0:
+        if len(fds) == 1 and os.fork() == 0:  # a request without exactly one descriptor is not answered
             server.close()
             _serve_one(conn, request, fds[0])
         conn.close()
-        os.close(fds[0])
+        for fd in fds:
+            os.close(fd)
 
 
 def modules_of(notebooks: list[Path]) -> list[str]:
@@ -232,9 +222,8 @@ def modules_of(notebooks: list[Path]) -> list[str]:
 
 def start(path: Path, modules: list[str], env: dict[str, str], log: Path) -> subprocess.Popen:
     """Launch the zygote of a grading run (it will listen on ``path``; ``ready()`` waits for it). ``env`` is
-    the kernels' clean environment; matplotlib gets the inline backend ipykernel would give it, and the BLAS and
-    OpenMP libraries one thread (OpenBLAS starts its threads when NumPy is imported, and a process that joins a
-    user namespace must have one thread), so warm kernels compute on one thread each."""
+    the kernels' clean environment; matplotlib gets the inline backend ipykernel would give it, BLAS and OpenMP
+    one thread (OpenBLAS starts threads when NumPy is imported; setns(user) needs a single-threaded caller)."""
     env = {**env, "MPLBACKEND": "module://matplotlib_inline.backend_inline",
            **{var: "1" for var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS")}}
     with open(log, "ab") as err:
