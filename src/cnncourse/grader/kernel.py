@@ -4,6 +4,7 @@ over ``ipc`` sockets in a folder bound into the sandbox. Configured by traitlets
 in the worker's config)."""
 from __future__ import annotations
 
+import copy
 import json
 import math
 import os
@@ -42,11 +43,34 @@ def copy_inbox(folder: Path, inbox: Path) -> None:
             shutil.copyfile(entry.path, inbox / entry.name, follow_symlinks=False)
 
 
+_SPECS: dict[tuple[type, str], object] = {}  # (spec manager class, kernel name) -> spec, per process
+
+
+def _kernel_spec(manager, name: str):
+    """A copy of the spec ``manager`` finds for ``name``, looked up once per process (each kernel manager
+    changes its copy's interrupt mode)."""
+    key = (type(manager), name)
+    if key not in _SPECS:
+        _SPECS[key] = manager.get_kernel_spec(name)
+    return copy.deepcopy(_SPECS[key])
+
+
 class ReadyClient(AsyncKernelClient):
     """``AsyncKernelClient`` whose ``wait_for_ready`` returns as soon as the kernel has answered
     ``kernel_info`` and IOPub has delivered a message. jupyter_client then also waits for 0.2 s of IOPub
     silence before returning, on every kernel start; the grader does not need that silence, since nbclient
     and the grader's own requests ignore every message that is not a reply to them."""
+
+    def _context_default(self):
+        """Sockets that retry connecting every 10 ms (zmq's default is 100 ms): the client connects before the
+        kernel has bound its sockets, so every retry interval is a wait at each kernel start."""
+        import zmq
+        import zmq.asyncio
+
+        self._created_context = True
+        context = zmq.asyncio.Context()
+        context.setsockopt(zmq.RECONNECT_IVL, 10)
+        return context
 
     async def wait_for_ready(self, timeout: float | None = None) -> None:
         deadline = time.monotonic() + (math.inf if timeout is None else timeout)
@@ -57,8 +81,8 @@ class ReadyClient(AsyncKernelClient):
             except queue.Empty:
                 reply = None
             if reply is not None and reply["msg_type"] == "kernel_info_reply":
-                try:  # IOPub connected? (a subscription made after the kernel's first status is lost)
-                    await self.iopub_channel.get_msg(timeout=0.2)
+                try:  # IOPub connected? (a subscription made after the kernel's first status is lost: ask again)
+                    await self.iopub_channel.get_msg(timeout=0.05)
                 except queue.Empty:
                     pass
                 else:
@@ -88,6 +112,14 @@ class SandboxedKernelManager(AsyncKernelManager):
     @default("client_factory")
     def _ready_client(self):
         return ReadyClient
+
+    @property
+    def kernel_spec(self):
+        """The kernel spec, looked up once per process and name (a lookup scans every Jupyter data folder:
+        0.03 s per submission); the grading run's preload fills it before forking its workers."""
+        if self._kernel_spec is None and self.kernel_name != "":
+            self._kernel_spec = _kernel_spec(self.kernel_spec_manager, self.kernel_name)
+        return self._kernel_spec
 
     async def _async_wait(self, pollinterval: float = 0.01) -> None:
         """Poll a killed kernel every 10 ms instead of jupyter_client's 100 ms (once per submission)."""

@@ -137,12 +137,14 @@ def preload(crs: Course, assignment: str) -> None:
 
     import cnncourse.grader.execute  # noqa: F401
     from cnncourse.grader import cases
+    from cnncourse.grader.kernel import SandboxedKernelManager
 
     section = crs.config.Autograde if "Autograde" in crs.config else {}
     for name in section.get("autograde_preprocessors", []):
         if isinstance(name, str):
             import_item(name)
     cases.load_oracle(crs.root, assignment)
+    SandboxedKernelManager(kernel_name="python3").kernel_spec  # noqa: B018 (looked up once, inherited)
     if "torch" in sys.modules:  # torch imports its compiler stack on the first nn.Module call: do it once here
         import torch._dynamo  # noqa: F401
 
@@ -182,8 +184,9 @@ class GradingRun:
         from tqdm.auto import tqdm
 
         gradebook.fast_alembic_version()
+        maker = self.fork_template()  # on another core while this process preloads
         preload(self.crs, self.assignment)
-        template = gradebook.prepare(self.crs, self.assignment, self.work)
+        template = self.wait_template(maker)
         extra = gradebook.extensions(self.crs, self.assignment)
         socket_path = ""
         if warm is not None:
@@ -220,6 +223,27 @@ class GradingRun:
             raise
         finally:
             self.bar.close()
+
+    def fork_template(self) -> int:
+        """Make the workers' template gradebook (``gradebook.prepare``) in a child process; its pid."""
+        pid = os.fork()
+        if pid == 0:
+            code = 1
+            try:
+                gradebook.prepare(self.crs, self.assignment, self.work)
+                code = 0
+            except BaseException as exc:  # the parent raises it
+                (self.work / "template.error").write_text(str(exc) or type(exc).__name__)
+            finally:
+                os._exit(code)
+        return pid
+
+    def wait_template(self, pid: int) -> Path:
+        _, status = os.waitpid(pid, 0)
+        if status != 0:
+            error = self.work / "template.error"
+            raise course.CourseError(error.read_text() if error.exists() else "making the template gradebook failed")
+        return self.work / "template" / "gradebook.db"
 
     def launch(self, job: Job) -> None:
         """Start a worker for ``job`` unless earlier runs ended while grading it (then record it as crashed)."""

@@ -1,23 +1,20 @@
 """Warm kernels: one process per grading run has imported ipykernel and what the assignment's own cells import,
 and forks every submission's kernel straight into that submission's fresh sandbox.
 
-Starting a kernel costs about 0.45 s of CPU (Python, ipykernel, the setup cell's imports): a third of what a
-``conv_arithmetic`` submission costs to grade. The sandbox itself stays one per submission: the worker starts
-bwrap exactly as before (``sandbox.base_args``: new user, mount, PID, IPC, UTS and network namespaces; read-only
-system; private ``/tmp``; the submission's inbox and ipc folder), running a placeholder (``sleep``) instead of
-the kernel, and asks the zygote for a kernel over a unix socket in the run's private scratch folder. The zygote
-forks a *joiner*, which enters the sandbox's namespaces (``setns``: the user namespace that owns them, then
-mount, IPC, UTS, network, PID and the sandbox's own user namespace) and forks the kernel. The kernel is a
-process of the sandbox's PID namespace (it sees only the sandbox's processes), in its root, as its uid 1000,
-with no capabilities and ``no_new_privs``, the memory and file-size limits, the kernel's clean environment and
-no file descriptor of the grader's but the log it was handed. The zygote is a fresh ``python -I`` started with
-that clean environment: no secret, gradebook or submission is ever in the memory a kernel inherits.
+Starting a kernel cold costs about 0.45 s of CPU (Python, ipykernel, the setup cell's imports). The sandbox stays
+one per submission: the worker starts bwrap exactly as before (``sandbox.base_args``) with a placeholder
+(``sleep``, bwrap ``--as-pid-1``) instead of the kernel, and asks the zygote for a kernel over a unix socket in
+the run's private scratch folder. The zygote forks a *joiner*, which enters the sandbox's namespaces (``setns``:
+the user namespace that owns them, then mount, IPC, UTS, network, PID and the sandbox's own user namespace) and
+starts the kernel as an orphan there, so that it is a child of the sandbox's PID 1 (``getppid()`` is 1, as for a
+kernel bwrap started). The kernel sees only the sandbox's processes and files, runs as its uid 1000 with no
+capabilities and ``no_new_privs``, the memory and file-size limits, the kernels' clean environment and no file
+descriptor of the grader's but the log it was handed. The zygote is a fresh ``python -I`` started with that clean
+environment: no secret, gradebook or submission is ever in the memory a kernel inherits.
 
-The joiner starts the kernel as an orphan, so it becomes a child of the sandbox's PID 1 (``getppid()`` is 1,
-as for a kernel bwrap started) and the joiner exits. PID 1 is the placeholder (bwrap ``--as-pid-1``): signals
-from inside the namespace cannot end it, so no submission can end its own sandbox under the grader. The kernel
-dies with the sandbox (when PID 1 of its namespace goes, every process in it goes), and the kernel manager
-counts the kernel dead as soon as it exits or is a zombie (``alive``), then ends the sandbox.
+Signals from inside the namespace cannot end PID 1, so no submission can end its own sandbox; the kernel dies
+with the sandbox (when PID 1 goes, every process in it goes), and the kernel manager counts the kernel dead as
+soon as it exits or is a zombie (``alive``), then ends the sandbox.
 
 ``python -m cnncourse.grader.zygote SOCKET MODULES_JSON`` serves; ``start()``/``ready()`` launch it and wait
 until it listens; ``spawn()`` is the worker's side. Kernels use one BLAS/OpenMP thread (see ``start``).
@@ -46,7 +43,11 @@ NS_GET_USERNS = 0xB701  # ioctl: the user namespace that owns a namespace
 PR_SET_NO_NEW_PRIVS, PR_CAPBSET_DROP = 38, 24
 CAPABILITY_V3 = 0x20080522
 PLACEHOLDER = ["sleep", "infinity"]  # what bwrap runs until the kernel joins: /usr/bin/sleep
-ALWAYS = ("ipykernel.kernelapp", "ipykernel.ipkernel", "ipykernel.zmqshell", "IPython")
+# what every kernel imports: ipykernel, what its start-up imports (its debugger: debugpy/pydevd, 130 modules),
+# and what IPython imports to format a traceback (stack_data, pygments' terminal formatter)
+ALWAYS = ("ipykernel.kernelapp", "ipykernel.ipkernel", "ipykernel.zmqshell", "ipykernel.debugger", "IPython",
+          "IPython.core.debugger", "IPython.core.completerlib", "IPython.extensions.storemagic", "sqlite3", "psutil",
+          "IPython.core.ultratb", "stack_data", "pygments.formatters.terminal256", "pygments.styles")
 FRAME = struct.Struct("!I")
 
 
@@ -216,7 +217,8 @@ def modules_of(notebooks: list[Path]) -> list[str]:
                 if isinstance(node, ast.Import):
                     found.update((alias.name, None) for alias in node.names)
                 elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
-                    found[node.module] = None
+                    found[node.module] = None  # and the names, which may be submodules (tried, not required)
+                    found.update((f"{node.module}.{alias.name}", None) for alias in node.names)
     return list(found)
 
 
