@@ -185,4 +185,5 @@ def test_modules_of_reads_only_the_given_cells(tmp_path):
     nb.cells = [nbformat.v4.new_code_cell("import numpy as np\nfrom cnncourse.testcells import hidden\n%matplotlib inline"),
                 nbformat.v4.new_code_cell("import torch", metadata={"nbgrader": {"solution": True}})]
     nbformat.write(nb, tmp_path / "a.ipynb")
-    assert zygote.modules_of([tmp_path / "a.ipynb"]) == ["numpy", "cnncourse.testcells"]
+    assert zygote.modules_of([tmp_path / "a.ipynb"]) == ["numpy", "cnncourse.testcells",
+                                                         "cnncourse.testcells.hidden"]

@@ -3,9 +3,11 @@ submission's grades back, and merging them into the class gradebook in one trans
 comments kept)."""
 from __future__ import annotations
 
+import contextlib
 import logging
 import shutil
 import sys
+import zlib
 from pathlib import Path
 
 from cnncourse import course
@@ -100,6 +102,38 @@ def structure(db_url: str, cid: str, assignment: str):
                       for nb in a.notebooks)
 
 
+@contextlib.contextmanager
+def shared_setup_lock(crs: Course):
+    """Serialise setting up the class gradebook (its tables, the assignment's cells) between grading runs
+    from different course folders that share one PostgreSQL gradebook (two graders on a hub): both would
+    create the same tables and rows at once, and one would fail. A PostgreSQL advisory lock, held by this
+    connection; a SQLite class gradebook lives in the course folder, which the class lock already guards."""
+    if not crs.db_url.startswith("postgresql"):
+        yield
+        return
+    from sqlalchemy import create_engine, text
+
+    key = zlib.crc32(f"cnncourse gradebook set-up {crs.course_id}".encode())
+    engine = create_engine(crs.db_url)
+    try:
+        with engine.connect() as conn:
+            conn.execute(text("SELECT pg_advisory_lock(:key)"), {"key": key})
+            try:
+                yield
+            finally:
+                conn.execute(text("SELECT pg_advisory_unlock(:key)"), {"key": key})
+    finally:
+        engine.dispose()
+
+
+def ensure_schema(crs: Course) -> None:
+    """Open the class gradebook once, creating its tables when it is new (under ``shared_setup_lock``)."""
+    from nbgrader.api import Gradebook
+
+    with shared_setup_lock(crs), Gradebook(crs.db_url, crs.course_id):
+        pass
+
+
 def prepare(crs: Course, assignment: str, workdir: Path) -> Path:
     """Make the workers' template gradebook and make sure the class gradebook knows the assignment with the
     same cells (generate_assignment runs on it only if not); the template gets the class due date."""
@@ -110,13 +144,14 @@ def prepare(crs: Course, assignment: str, workdir: Path) -> Path:
     url = f"sqlite:///{template / 'gradebook.db'}"
     generate(crs, assignment, template / "gen", url)
     class_file = Path(crs.db_url[len("sqlite:///"):]) if crs.db_url.startswith("sqlite:///") else None
-    if class_file is not None and not class_file.exists():  # a new SQLite class gradebook: the template is it
-        class_file.parent.mkdir(parents=True, exist_ok=True)
-        shutil.copyfile(template / "gradebook.db", class_file)
-    elif structure(crs.db_url, crs.course_id, assignment) != structure(url, crs.course_id, assignment):
-        generate(crs, assignment, workdir / "class-gen", crs.db_url)
-    with Gradebook(crs.db_url, crs.course_id) as gb:
-        duedate = gb.find_assignment(assignment).duedate
+    with shared_setup_lock(crs):
+        if class_file is not None and not class_file.exists():  # a new SQLite class gradebook: the template
+            class_file.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(template / "gradebook.db", class_file)
+        elif structure(crs.db_url, crs.course_id, assignment) != structure(url, crs.course_id, assignment):
+            generate(crs, assignment, workdir / "class-gen", crs.db_url)
+        with Gradebook(crs.db_url, crs.course_id) as gb:
+            duedate = gb.find_assignment(assignment).duedate
     if duedate is not None:
         with Gradebook(url, crs.course_id) as gb:
             gb.update_or_create_assignment(assignment, duedate=duedate)

@@ -107,6 +107,7 @@ def grade(root: Path, assignment: str, students: list[str] | None = None, jobs: 
     if limits.threads <= 0:
         limits.threads = max(1, (os.cpu_count() or 1) // jobs)
     with journal.ClassLock(crs):
+        gradebook.ensure_schema(crs)  # a new class gradebook's tables, made by one run at a time
         todo, results = _pending(crs, assignment, students or crs.students(assignment), force)
         if not todo:
             return results
