@@ -216,6 +216,8 @@ class DaskGradingRun(GradingRun):
         finally:
             if self.bar is not None:
                 self.bar.close()
+            if self.gb is not None:
+                self.gb.close()
             if self.digest:  # the hidden tests do not stay on the workers' disks
                 with contextlib.suppress(Exception):
                     client.run(forget_bundle, self.digest)

@@ -192,14 +192,17 @@ def collect(db_url: str, cid: str, assignment: str, student: str) -> tuple[dict,
         return notebooks, float(sub.score), max_score, stamp
 
 
-def merge(crs: Course, assignment: str, student: str, notebooks: dict, timestamp: str | None) -> None:
+def merge(crs: Course, assignment: str, student: str, notebooks: dict, timestamp: str | None,
+          gb=None) -> None:
     """Write one student's autograde result into the class gradebook in a single transaction, replacing an
     earlier submission of the same assignment but keeping its manual scores, comments and extension.
-    ``notebooks`` as returned by ``collect`` (empty: every cell scores 0)."""
+    ``notebooks`` as returned by ``collect`` (empty: every cell scores 0). ``gb``: an open class
+    ``Gradebook`` to reuse (a grading run keeps one: its engine compiles each query once), else one is opened."""
     from nbgrader import utils
     from nbgrader.api import Comment, Grade, Gradebook, Student, SubmittedAssignment, SubmittedNotebook
 
-    gb = Gradebook(crs.db_url, crs.course_id)
+    own = gb is None
+    gb = Gradebook(crs.db_url, crs.course_id) if own else gb
     s = gb.db
     try:
         a = gb.find_assignment(assignment)
@@ -249,7 +252,8 @@ def merge(crs: Course, assignment: str, student: str, notebooks: dict, timestamp
         s.rollback()
         raise
     finally:
-        gb.close()
+        if own:
+            gb.close()
 
 
 def submitted_students(crs: Course, assignment: str) -> set[str]:

@@ -60,9 +60,10 @@ def _run_worker(job: Job, janitor_fd: int) -> None:
     worker_main(job)
 
 
-def finish(crs: Course, job: Job, result: Result) -> None:
-    """Merge, move the autograded notebooks (only notebooks) into the course, write the journal entry."""
-    gradebook.merge(crs, job.assignment, job.student, result.notebooks, result.timestamp)
+def finish(crs: Course, job: Job, result: Result, gb=None) -> None:
+    """Merge (into ``gb`` when given), move the autograded notebooks (only notebooks) into the course, write
+    the journal entry."""
+    gradebook.merge(crs, job.assignment, job.student, result.notebooks, result.timestamp, gb)
     result.merged = True
     dest = crs.root / "autograded" / job.student / job.assignment
     if dest.exists():
@@ -160,6 +161,7 @@ class GradingRun:
         self.running: dict[int, tuple[multiprocessing.Process, Job, float]] = {}
         self.failures = 0
         self.bar = None
+        self.gb = None  # the class gradebook, opened at the first merge and kept for the run
 
     def run(self, todo: list[str], jobs: int, progress: bool) -> None:
         """Grade ``todo`` with at most ``jobs`` workers at once (results land in ``self.results``)."""
@@ -172,6 +174,8 @@ class GradingRun:
             if warm is not None:
                 warm.kill()
                 warm.wait()
+            if self.gb is not None:
+                self.gb.close()
 
     def start_zygote(self):
         """The run's kernel zygote (``zygote.py``), or None for cold kernels (no sandbox, or turned off)."""
@@ -206,8 +210,10 @@ class GradingRun:
             while pending or self.running:
                 while pending and len(self.running) < jobs:
                     self.launch(pending.popleft())
-                for sentinel in multiprocessing.connection.wait(list(self.running), timeout=0.5):
-                    proc, job, started = self.running.pop(sentinel)
+                done = [self.running.pop(s) for s in multiprocessing.connection.wait(list(self.running), 0.5)]
+                while pending and len(self.running) < jobs:  # the next workers start before the merges
+                    self.launch(pending.popleft())
+                for proc, job, started in done:
                     proc.join()
                     self.collect(proc, job, started)
                 now = time.monotonic()
@@ -272,7 +278,11 @@ class GradingRun:
         shutil.rmtree(job.scratch, ignore_errors=True)
 
     def record(self, job: Job, result: Result) -> None:
-        finish(self.crs, job, result)
+        if self.gb is None:
+            from nbgrader.api import Gradebook
+
+            self.gb = Gradebook(self.crs.db_url, self.crs.course_id)
+        finish(self.crs, job, result, self.gb)
         self.results[job.student] = result
         self.failures += result.status != "graded"
         self.bar.set_postfix_str(f"not clean: {self.failures}", refresh=False)
