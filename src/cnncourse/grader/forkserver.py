@@ -13,6 +13,7 @@ course secret is set only in the child that grades, outside the kernel's clean e
 """
 from __future__ import annotations
 
+import gc
 import os
 import pickle
 import signal
@@ -95,6 +96,7 @@ def serve(requests: BinaryIO, replies: BinaryIO) -> None:
         if key not in warm:
             warm[key] = _zygote_for(job, os.path.join(scratch, f"z{len(warm)}"))  # imports on another core
             scheduler.preload(job.course, job.assignment)
+            gc.freeze()  # the children's collector leaves the preloaded objects alone
             warm[key] = _zygote_ready(warm[key])
         job.zygote = warm[key]
         pid = os.fork()

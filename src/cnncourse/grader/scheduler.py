@@ -9,6 +9,7 @@ goes on. A run that is interrupted keeps everything merged so far; the next run 
 """
 from __future__ import annotations
 
+import gc
 import hashlib
 import json
 import multiprocessing
@@ -192,6 +193,7 @@ class GradingRun:
         maker = self.fork_template()  # on another core while this process preloads
         preload(self.crs, self.assignment)
         template = self.wait_template(maker)
+        gc.freeze()  # the workers' collector leaves the preloaded objects alone: no scan, no copied pages
         extra = gradebook.extensions(self.crs, self.assignment)
         socket_path = ""
         if warm is not None:
