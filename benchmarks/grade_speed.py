@@ -170,7 +170,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--n", type=int, default=20, help="submissions (default 20)")
     parser.add_argument("--only", nargs="*", choices=RUNS, default=list(RUNS), help="runs to do (default all)")
     parser.add_argument("--profile", help="grade_profile.py JSON giving the client's merge cost (default "
-                                          "reports/grade_profile.json when present)")
+                                          "benchmarks/results/grade_profile.json when present)")
     parser.add_argument("--out", help="JSON report (default reports/grade_speed.json in the course)")
     args = parser.parse_args(argv)
 
@@ -211,7 +211,7 @@ def main(argv: list[str] | None = None) -> int:
     if "nbgrader" in runs:
         for which, run in runs.items():
             run["speedup_over_nbgrader"] = round(runs["nbgrader"]["wall_s"] / run["wall_s"], 3)
-    profile = Path(args.profile) if args.profile else repo / "reports" / "grade_profile.json"
+    profile = Path(args.profile) if args.profile else repo / "benchmarks" / "results" / "grade_profile.json"
     merge_s = None
     if profile.is_file():
         rows = json.loads(profile.read_text())["per_submission"]
