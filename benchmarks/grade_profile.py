@@ -94,7 +94,7 @@ def instrument(timers: Timers) -> None:
     from nbconvert.preprocessors import Preprocessor
     from nbgrader.converters import Autograde
 
-    from cnncourse.grader import execute, gradebook, hidden, intake, journal, kernel, repair, worker, zygote
+    from cnncourse.grader import execute, gradebook, hidden, intake, journal, kernel, repair, warm, worker
 
     timers.wrap(intake, "copy_submission", "intake: copy the submission")
     timers.wrap(repair, "repair_submission", "repair: rebuild the notebooks")
@@ -111,7 +111,7 @@ def instrument(timers: Timers) -> None:
     timers.wrap(hidden, "student_cases", "oracle: draw the student's inputs")
     timers.wrap(hidden.CheckAnswers, "_check_all", "oracle: check the answers")
     timers.wrap(kernel.SandboxedKernelManager, "_async_pre_start_kernel", "kernel: sandbox set-up (inbox, bwrap args)")
-    timers.wrap(zygote, "spawn", "kernel: warm kernel forked into the sandbox (zygote)")
+    timers.wrap(warm, "spawn", "kernel: warm kernel forked into the sandbox (zygote)")
     # nbclient's sync aliases (run_sync of the async methods) are what setup_kernel calls
     timers.wrap(execute.SandboxedExecute, "start_new_kernel", "kernel: start (sandbox + launcher)")
     timers.wrap(execute.SandboxedExecute, "start_new_kernel_client", "kernel: wait until ready (ipykernel start-up)")
@@ -177,12 +177,12 @@ def profile(root: Path, assignment: str, students: list[str],
     limits.threads = 1
     socket_path = ""
     if warm:  # as cnncourse grade does: the run's zygote forks every kernel (cnncourse.grader.zygote)
-        from cnncourse.grader import sandbox, zygote
+        from cnncourse.grader import sandbox, warm
 
         start = time.perf_counter()
         source = sorted(crs.source(assignment).glob("*.ipynb"))
-        proc = zygote.start(work / "zygote.sock", zygote.modules_of(source), sandbox.clean_env(1), work / "zygote.log")
-        if not zygote.ready(proc):
+        proc = warm.start(work / "zygote.sock", warm.modules_of(source), sandbox.clean_env(1), work / "zygote.log")
+        if not warm.ready(proc):
             raise SystemExit((work / "zygote.log").read_text())
         socket_path = str(work / "zygote.sock")
         once["zygote: start and import (in parallel with the preload in cnncourse grade)"] = time.perf_counter() - start

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from cnncourse.grader import procs, sandbox, zygote
+from cnncourse.grader import procs, sandbox, warm
 from cnncourse.grader.kernel import SandboxedKernelManager
 
 pytestmark = pytest.mark.skipif(not sandbox.probe()[0], reason="bubblewrap cannot run here")
@@ -73,11 +73,11 @@ async def _run(km: SandboxedKernelManager, code: str) -> str:
 
 
 @pytest.fixture(scope="module")
-def warm(tmp_path_factory):
+def zygote_socket(tmp_path_factory):
     work = tmp_path_factory.mktemp("zygote")
     os.chmod(work, 0o700)
-    proc = zygote.start(work / "z.sock", ["numpy"], sandbox.clean_env(1), work / "z.log")
-    assert zygote.ready(proc), (work / "z.log").read_text()
+    proc = warm.start(work / "z.sock", ["numpy"], sandbox.clean_env(1), work / "z.log")
+    assert warm.ready(proc), (work / "z.log").read_text()
     yield work / "z.sock"
     proc.kill()
     proc.wait()
@@ -92,8 +92,8 @@ def _manager(sock: Path, tmp_path: Path) -> tuple[SandboxedKernelManager, Path]:
     return km, folder
 
 
-def test_warm_kernel_is_confined_like_a_cold_one(warm, tmp_path):
-    km, folder = _manager(warm, tmp_path)
+def test_warm_kernel_is_confined_like_a_cold_one(zygote_socket, tmp_path):
+    km, folder = _manager(zygote_socket, tmp_path)
 
     async def scenario():
         await km.start_kernel(cwd=str(folder))
@@ -126,9 +126,9 @@ async def _wait(check, seconds: float = 10.0) -> bool:
     return await check()
 
 
-def test_kernel_and_sandbox_end_together(warm, tmp_path):
-    km, folder = _manager(warm, tmp_path)
-    km2, folder2 = _manager(warm, tmp_path / "second")
+def test_kernel_and_sandbox_end_together(zygote_socket, tmp_path):
+    km, folder = _manager(zygote_socket, tmp_path)
+    km2, folder2 = _manager(zygote_socket, tmp_path / "second")
 
     async def scenario():
         await km.start_kernel(cwd=str(folder))
@@ -154,13 +154,13 @@ async def _negate(coro) -> bool:
 
 
 async def _async_alive(pid: int) -> bool:
-    return zygote.alive(pid)
+    return warm.alive(pid)
 
 
-def test_no_signal_from_inside_ends_the_sandbox(warm, tmp_path):
+def test_no_signal_from_inside_ends_the_sandbox(zygote_socket, tmp_path):
     """A kernel that kills every process it can see (PID 1 included) and its parent group survives, as a cold
     one does: its parent is the sandbox's PID 1, which ignores signals from inside."""
-    km, folder = _manager(warm, tmp_path)
+    km, folder = _manager(zygote_socket, tmp_path)
     code = ("import os, signal\nfor p in [int(p) for p in os.listdir('/proc') if p.isdigit()]:\n"
             "    if p != os.getpid():\n        try: os.kill(p, signal.SIGKILL)\n        except OSError: pass\n"
             "print('ppid', os.getppid())\ntry:\n    os.kill(os.getppid(), signal.SIGKILL)\n"
@@ -178,12 +178,24 @@ def test_no_signal_from_inside_ends_the_sandbox(warm, tmp_path):
     assert "still here" in after
 
 
-def test_modules_of_reads_only_the_given_cells(tmp_path):
+def test_modules_of_reads_only_the_instructors_cells(tmp_path):
+    """A student's own cell (or answer) must not make the zygote, shared by the next students, import anything."""
     import nbformat
 
+    locked = {"nbgrader": {"locked": True, "grade_id": "setup"}}
     nb = nbformat.v4.new_notebook()
-    nb.cells = [nbformat.v4.new_code_cell("import numpy as np\nfrom cnncourse.testcells import hidden\n%matplotlib inline"),
-                nbformat.v4.new_code_cell("import torch", metadata={"nbgrader": {"solution": True}})]
+    nb.cells = [nbformat.v4.new_code_cell("import numpy as np\nfrom cnncourse.testcells import hidden\n%matplotlib inline",
+                                          metadata=locked),
+                nbformat.v4.new_code_cell("import torch", metadata={"nbgrader": {"solution": True}}),
+                nbformat.v4.new_code_cell("import antigravity")]  # a cell the student added
     nbformat.write(nb, tmp_path / "a.ipynb")
-    assert zygote.modules_of([tmp_path / "a.ipynb"]) == ["numpy", "cnncourse.testcells",
-                                                         "cnncourse.testcells.hidden"]
+    expected = ["numpy", "cnncourse.testcells", "cnncourse.testcells.hidden"]
+    assert warm.modules_of([tmp_path / "a.ipynb"]) == expected
+    assert warm.modules_of([nb]) == expected
+
+
+def test_one_shared_zygote_per_process_and_module_set():
+    env = sandbox.clean_env(1)
+    first = warm.shared(["math"], env)
+    assert first and warm.shared(["math"], env) == first
+    assert warm.shared(["math", "json"], env) not in ("", first)

@@ -96,6 +96,16 @@ class SandboxedExecute(Execute):
         kwargs["kernel_manager_class"] = SandboxedKernelManager
         super().__init__(*args, **kwargs)
 
+    def create_kernel_manager(self):
+        """The sandboxed kernel manager; with ``zygote = "auto"`` (plain ``nbgrader autograde``) its kernel
+        comes from this process's zygote for the notebook's own imports (``warm.shared``)."""
+        km = super().create_kernel_manager()
+        if km.sandbox and km.zygote == "auto":
+            from cnncourse.grader import sandbox, warm
+
+            km.zygote = warm.shared(warm.modules_of([self.nb]), sandbox.clean_env(km.threads))
+        return km
+
     def preprocess(self, nb, resources=None, km=None):
         resources = resources if resources is not None else {}
         self._events = resources.setdefault("cnncourse", {}).setdefault("events", [])

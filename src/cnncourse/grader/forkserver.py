@@ -61,22 +61,22 @@ def _zygote_for(job, stem: str):
     """Start the warm-kernel zygote of ``job``'s assignment on this host (None for cold kernels)."""
     from pathlib import Path
 
-    from cnncourse.grader import sandbox, zygote
+    from cnncourse.grader import sandbox, warm
 
     if not (job.limits.sandbox and job.limits.warm_kernels):
         return None
-    modules = zygote.modules_of(sorted(job.course.source(job.assignment).glob("*.ipynb")))
-    return (zygote.start(Path(stem + ".sock"), modules, sandbox.clean_env(job.limits.threads), Path(stem + ".log")),
+    modules = warm.modules_of(sorted(job.course.source(job.assignment).glob("*.ipynb")))
+    return (warm.start(Path(stem + ".sock"), modules, sandbox.clean_env(job.limits.threads), Path(stem + ".log")),
             stem + ".sock")
 
 
 def _zygote_ready(started) -> str:
-    from cnncourse.grader import zygote
+    from cnncourse.grader import warm
 
     if started is None:
         return ""
     proc, path = started
-    return path if zygote.ready(proc) else ""  # a zygote that cannot start: every kernel starts cold
+    return path if warm.ready(proc) else ""  # a zygote that cannot start: every kernel starts cold
 
 
 def serve(requests: BinaryIO, replies: BinaryIO) -> None:

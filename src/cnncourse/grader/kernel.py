@@ -21,7 +21,7 @@ from jupyter_client.asynchronous import AsyncKernelClient
 from jupyter_client.manager import AsyncKernelManager
 from traitlets import Bool, Integer, Unicode, default
 
-from cnncourse.grader import sandbox, zygote
+from cnncourse.grader import procs, sandbox, warm
 
 MB = 1024 * 1024
 SKIP = (".ipynb", ".ipynb_checkpoints", "__pycache__")
@@ -105,8 +105,10 @@ class SandboxedKernelManager(AsyncKernelManager):
     threads = Integer(1, help="BLAS/OpenMP threads of the kernel").tag(config=True)
     course_root = Unicode("", help="course folder: never visible to the kernel").tag(config=True)
     scratch_dir = Unicode("", help="where kernel scratch folders go (default: the system's)").tag(config=True)
-    zygote = Unicode("", help="socket of the run's kernel zygote: fork a warm kernel into the sandbox instead "
-                              "of starting Python and ipykernel in it (see zygote.py); '' = start one").tag(config=True)
+    zygote = Unicode("auto", help="socket of a kernel zygote: fork a warm kernel into the sandbox instead of "
+                                  "starting Python and ipykernel in it (see zygote.py); 'auto' = this process's "
+                                  "own zygote, started by the first kernel (SandboxedExecute); '' = start "
+                                  "every kernel cold").tag(config=True)
     kernel_host_pid: int | None = None  # a zygote kernel's pid (not a descendant of the bwrap process)
 
     @default("client_factory")
@@ -147,13 +149,13 @@ class SandboxedKernelManager(AsyncKernelManager):
             info["ip"] = sandbox.IPC + "/k"  # the same sockets, at the path the sandbox sees them
             (ipc / "inside.json").write_text(json.dumps(info))
             self._warm, extra = None, []
-            if self.zygote and cmd[1:3] == ["-m", "ipykernel_launcher"]:
+            if self.zygote not in ("", "auto") and cmd[1:3] == ["-m", "ipykernel_launcher"]:
                 cache = sandbox.font_cache()
                 self._warm = {"args": cmd[3:], "env": sandbox.clean_env(self.threads), "inbox": sandbox.INBOX,
                               "workdir": sandbox.WORKDIR, "memory": self.memory_mb * MB, "fsize": self.file_mb * MB,
                               "mplcache": sandbox.MPLCACHE if cache else "", "uid": sandbox.SANDBOX_UID}
                 # the placeholder is PID 1: a signal from inside the sandbox cannot end it (nor the sandbox)
-                extra, cmd = ["--as-pid-1"], list(zygote.PLACEHOLDER)
+                extra, cmd = ["--as-pid-1"], list(warm.PLACEHOLDER)
             else:
                 cmd = [sys.executable, "-I", "-S", "-c", sandbox.LAUNCHER, sandbox.INBOX, sandbox.WORKDIR, *limits,
                        *cmd]
@@ -169,13 +171,17 @@ class SandboxedKernelManager(AsyncKernelManager):
     async def _async_launch_kernel(self, kernel_cmd: list[str], **kw) -> None:
         await super()._async_launch_kernel(kernel_cmd, **kw)
         if getattr(self, "_warm", None) is not None:
-            target = zygote.placeholder_pid(self.provisioner.process.pid)
-            self.kernel_host_pid = zygote.spawn(self.zygote, {**self._warm, "target": target}, sys.stderr.fileno())
+            target = warm.placeholder_pid(self.provisioner.process.pid)
+            self.kernel_host_pid = warm.spawn(self.zygote, {**self._warm, "target": target}, sys.stderr.fileno())
 
     async def _async_is_alive(self) -> bool:
-        """The sandbox runs and, for a warm kernel (not the sandbox's process), the kernel too."""
+        """The sandbox runs and, for a warm kernel (not the sandbox's process), the kernel too; a warm kernel
+        that has exited (shut down, crashed) takes its sandbox along, which jupyter_client then waits for."""
         alive = await super()._async_is_alive()
-        return alive and (not self.kernel_host_pid or zygote.alive(self.kernel_host_pid))
+        if alive and self.kernel_host_pid and not warm.alive(self.kernel_host_pid):
+            procs.kill_tree(self.provisioner.process.pid)
+            return False
+        return alive
 
     is_alive = _async_is_alive  # AsyncKernelManager binds is_alive to the base class's function
 

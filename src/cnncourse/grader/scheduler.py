@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from cnncourse import course
-from cnncourse.grader import gradebook, journal, procs, sandbox, verdicts, zygote
+from cnncourse.grader import gradebook, journal, procs, sandbox, verdicts, warm
 from cnncourse.grader.layout import Course
 from cnncourse.grader.limits import Limits
 from cnncourse.grader.result import Result
@@ -168,13 +168,13 @@ class GradingRun:
         """Grade ``todo`` with at most ``jobs`` workers at once (results land in ``self.results``)."""
         from tqdm.auto import tqdm
 
-        warm = self.start_zygote()  # first: it imports on another core while this process preloads
+        zygote = self.start_zygote()  # first: it imports on another core while this process preloads
         try:
-            self._run(todo, jobs, progress, warm)
+            self._run(todo, jobs, progress, zygote)
         finally:
-            if warm is not None:
-                warm.kill()
-                warm.wait()
+            if zygote is not None:
+                zygote.kill()
+                zygote.wait()
             if self.gb is not None:
                 self.gb.close()
 
@@ -182,11 +182,11 @@ class GradingRun:
         """The run's kernel zygote (``zygote.py``), or None for cold kernels (no sandbox, or turned off)."""
         if not (self.limits.sandbox and self.limits.warm_kernels):
             return None
-        modules = zygote.modules_of(sorted(self.crs.source(self.assignment).glob("*.ipynb")))
-        return zygote.start(self.work / "zygote.sock", modules, sandbox.clean_env(self.limits.threads),
+        modules = warm.modules_of(sorted(self.crs.source(self.assignment).glob("*.ipynb")))
+        return warm.start(self.work / "zygote.sock", modules, sandbox.clean_env(self.limits.threads),
                             self.work / "zygote.log")
 
-    def _run(self, todo: list[str], jobs: int, progress: bool, warm) -> None:
+    def _run(self, todo: list[str], jobs: int, progress: bool, zygote) -> None:
         from tqdm.auto import tqdm
 
         gradebook.fast_alembic_version()
@@ -196,8 +196,8 @@ class GradingRun:
         gc.freeze()  # the workers' collector leaves the preloaded objects alone: no scan, no copied pages
         extra = gradebook.extensions(self.crs, self.assignment)
         socket_path = ""
-        if warm is not None:
-            if zygote.ready(warm):
+        if zygote is not None:
+            if warm.ready(zygote):
                 socket_path = str(self.work / "zygote.sock")
             else:
                 log = (self.work / "zygote.log").read_text(errors="replace")[-500:]

@@ -16,8 +16,8 @@ Signals from inside the namespace cannot end PID 1, so no submission can end its
 with the sandbox (when PID 1 goes, every process in it goes), and the kernel manager counts the kernel dead as
 soon as it exits or is a zombie (``alive``), then ends the sandbox.
 
-``python -m cnncourse.grader.zygote SOCKET MODULES_JSON`` serves; ``start()``/``ready()`` launch it and wait
-until it listens; ``spawn()`` is the worker's side. Kernels use one BLAS/OpenMP thread (see ``start``).
+``python -m cnncourse.grader.zygote SOCKET MODULES_JSON`` serves; the grader's side (starting a zygote, asking
+it for a kernel) is ``warm.py``. Kernels use one BLAS/OpenMP thread (see ``warm.start``).
 """
 from __future__ import annotations
 
@@ -26,16 +26,12 @@ import fcntl
 import json
 import os
 import random
+import select
 import shutil
 import signal
 import socket
 import struct
-import subprocess
 import sys
-import time
-from pathlib import Path
-
-from cnncourse.grader import procs
 
 CLONE = {"mnt": 0x00020000, "uts": 0x04000000, "ipc": 0x08000000, "user": 0x10000000, "pid": 0x20000000,
          "net": 0x40000000}
@@ -182,6 +178,8 @@ def serve(path: str, modules: list[str]) -> None:
     signal.signal(signal.SIGCHLD, signal.SIG_IGN)  # joiners are reaped by the system
     print("ready", flush=True)
     while True:
+        if sys.stdin in select.select([server, sys.stdin], [], [])[0]:
+            return  # stdin closed: the process that started the zygote is gone
         conn, _ = server.accept()
         try:
             request, fds = _receive(conn)
@@ -194,108 +192,6 @@ def serve(path: str, modules: list[str]) -> None:
         conn.close()
         for fd in fds:
             os.close(fd)
-
-
-def modules_of(notebooks: list[Path]) -> list[str]:
-    """The modules the given (not student-written) code cells of ``notebooks`` import: every kernel of the
-    assignment imports them anyway, so a zygote that has them changes nothing a student's code can reach."""
-    import ast
-
-    import nbformat
-
-    found: dict[str, None] = {}
-    for path in notebooks:
-        for cell in nbformat.read(str(path), as_version=4).cells:
-            if cell.cell_type != "code" or cell.metadata.get("nbgrader", {}).get("solution"):
-                continue
-            lines = [line for line in cell.source.splitlines() if not line.lstrip().startswith(("%", "!"))]
-            try:
-                tree = ast.parse("\n".join(lines))
-            except SyntaxError:
-                continue
-            for node in ast.walk(tree):
-                if isinstance(node, ast.Import):
-                    found.update((alias.name, None) for alias in node.names)
-                elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
-                    found[node.module] = None  # and the names, which may be submodules (tried, not required)
-                    found.update((f"{node.module}.{alias.name}", None) for alias in node.names)
-    return list(found)
-
-
-def start(path: Path, modules: list[str], env: dict[str, str], log: Path) -> subprocess.Popen:
-    """Launch the zygote of a grading run (it will listen on ``path``; ``ready()`` waits for it). ``env`` is
-    the kernels' clean environment; matplotlib gets the inline backend ipykernel would give it, BLAS and OpenMP
-    one thread (OpenBLAS starts threads when NumPy is imported; setns(user) needs a single-threaded caller)."""
-    env = {**env, "MPLBACKEND": "module://matplotlib_inline.backend_inline",
-           **{var: "1" for var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS")}}
-    with open(log, "ab") as err:
-        return subprocess.Popen([sys.executable, "-I", "-m", "cnncourse.grader.zygote", str(path),
-                                 json.dumps(modules)], env=env, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-                                stderr=err, preexec_fn=lambda: procs.prctl(procs.PR_SET_PDEATHSIG, signal.SIGKILL))
-
-
-def ready(proc: subprocess.Popen, wait: float = 120.0) -> bool:
-    """Wait until the zygote listens (its imports take a second or two); False when it died or hung."""
-    import select
-
-    if select.select([proc.stdout], [], [], wait)[0] and proc.stdout.readline().strip() == b"ready":
-        return True
-    proc.kill()
-    proc.wait()
-    return False
-
-
-def placeholder_pid(bwrap_pid: int, wait: float = 10.0) -> int:
-    """The host pid of the sandbox's PID 1 once it runs the placeholder. Before its exec, bwrap's child is
-    still building the sandbox (namespaces without their uid map, mounts before the pivot): joining then would
-    not be joining the sandbox, so the command name must be the placeholder's."""
-    deadline = time.monotonic() + wait
-    while time.monotonic() < deadline:
-        for pid in procs.descendants(bwrap_pid):
-            try:
-                with open(f"/proc/{pid}/comm") as f:
-                    if f.read().strip() != PLACEHOLDER[0]:
-                        continue
-                with open(f"/proc/{pid}/status") as f:
-                    nspid = next(line.split()[1:] for line in f if line.startswith("NSpid:"))
-            except (OSError, StopIteration):
-                continue
-            if nspid[-1] == "1":
-                return pid
-        time.sleep(0.002)
-    raise RuntimeError("the sandbox did not start its placeholder process")
-
-
-def spawn(path: str, request: dict, log_fd: int, wait: float = 30.0) -> int:
-    """Ask the zygote at ``path`` for a kernel in the sandbox whose PID 1 is ``request["target"]``; returns the
-    kernel's host pid (the placeholder's only child once the kernel has started)."""
-    body = json.dumps(request).encode()
-    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as conn:
-        conn.settimeout(wait)
-        conn.connect(path)
-        socket.send_fds(conn, [FRAME.pack(len(body)) + body], [log_fd])
-        reply = b""
-        while not reply.endswith(b"\n"):
-            more = conn.recv(4096)
-            if not more:
-                break
-            reply += more
-    answer = json.loads(reply or b"{}")
-    if not answer.get("started"):
-        raise RuntimeError(f"the kernel zygote could not start a kernel: {answer.get('error', 'no answer')}")
-    children = procs.descendants(int(request["target"]))
-    if not children:
-        raise RuntimeError("the warm kernel died at once (see the worker log)")
-    return children[0]
-
-
-def alive(pid: int) -> bool:
-    """Is ``pid`` running (not gone, not a zombie)? A warm kernel is nobody's child here: no waitpid."""
-    try:
-        with open(f"/proc/{pid}/stat", "rb") as f:
-            return f.read().rsplit(b")", 1)[1].split()[0] != b"Z"
-    except OSError:
-        return False
 
 
 if __name__ == "__main__":
