@@ -124,10 +124,12 @@ def test_worker_killed_mid_task_is_retried_once(tmp_path, cluster):
 
 def test_interrupted_client_leaves_a_resumable_journal(tmp_path, cluster):
     root, released = make_course(tmp_path)
-    students = class_of(root, released, slow_student="zed", sleep=20)
+    # zed sleeps long enough to still be running when the other three are done, even when a worker host's
+    # first task waits for its fork server and kernel zygote to start on a loaded machine (once took 25 s)
+    students = class_of(root, released, slow_student="zed", sleep=45)
     journal = root / "autograded" / ".cnncourse-grade" / "tiny"
     cmd = [sys.executable, "-m", "cnncourse.cli", "--root", str(root), "grade", "tiny", "--no-progress",
-           "--timeout-cell", "40", "--memory", "1024", "--scheduler", cluster.scheduler_address]
+           "--timeout-cell", "60", "--memory", "1024", "--scheduler", cluster.scheduler_address]
     proc = subprocess.Popen(cmd, cwd=root, env=nbgrader_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                             text=True)
     deadline = time.monotonic() + 180

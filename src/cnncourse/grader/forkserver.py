@@ -70,13 +70,15 @@ def _zygote_for(job, stem: str):
             stem + ".sock")
 
 
-def _zygote_ready(started) -> str:
+def _zygote_ready(started) -> tuple:
+    """``(process, socket)`` of a zygote that listens, or ``(None, "")``: every kernel then starts cold. The
+    process object is kept for the server's life: dropping it closes the zygote's stdin, which ends it."""
     from cnncourse.grader import warm
 
     if started is None:
-        return ""
+        return None, ""
     proc, path = started
-    return path if warm.ready(proc) else ""  # a zygote that cannot start: every kernel starts cold
+    return (proc, path) if warm.ready(proc) else (None, "")
 
 
 def serve(requests: BinaryIO, replies: BinaryIO) -> None:
@@ -85,7 +87,7 @@ def serve(requests: BinaryIO, replies: BinaryIO) -> None:
 
     from cnncourse.grader import procs, scheduler
 
-    warm: dict[tuple[str, str], str] = {}  # (course, assignment) -> its kernel zygote's socket ("" = cold)
+    warm: dict[tuple[str, str], tuple] = {}  # (course, assignment) -> its zygote's (process, socket ("" = cold))
     scratch = tempfile.mkdtemp(prefix="cnncourse-forkserver-")  # 0700: the zygotes' sockets
     while True:
         try:
@@ -98,7 +100,7 @@ def serve(requests: BinaryIO, replies: BinaryIO) -> None:
             scheduler.preload(job.course, job.assignment)
             gc.freeze()  # the children's collector leaves the preloaded objects alone
             warm[key] = _zygote_ready(warm[key])
-        job.zygote = warm[key]
+        job.zygote = warm[key][1]
         pid = os.fork()
         if pid == 0:
             try:
