@@ -142,9 +142,9 @@ def test_interrupted_client_leaves_a_resumable_journal(tmp_path, cluster):
     assert proc.returncode == 130, (out, err)
     assert "run the same command again" in err
     done = sorted(p.stem for p in journal.glob("*.json"))
-    assert "zed" not in done and len(done) == 3
+    assert len(done) == 3  # zed (asleep) is usually the one left, but under load another task can be slower
     assert set(scores(root)) == set(done)  # merged exactly the journaled students
-    # the same command again: the three are skipped, zed is graded (quickly this time)
+    # the same command again: the three are skipped, the one left is graded (zed quickly this time)
     submit(root, "zed", answered(released, ANSWERS_OK))
     rerun = subprocess.run(cmd, cwd=root, env=nbgrader_env(), capture_output=True, text=True, timeout=300)
     assert rerun.returncode == 0, rerun.stderr
