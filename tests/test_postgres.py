@@ -34,7 +34,7 @@ ASSIGNMENT = "pgquiz"
 INSTALL_HINT = ("PostgreSQL is not installed: `apt-get install -y postgresql` (Debian/Ubuntu; .ci/run does it), "
                 "`brew install postgresql` (macOS), or put initdb and pg_ctl on PATH")
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("postgres")]  # one throwaway cluster, on one worker
 
 # --------------------------------------------------------------------------------------- the quiz assignment
 SOLUTIONS = {

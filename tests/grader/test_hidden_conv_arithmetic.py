@@ -25,6 +25,7 @@ from cnncourse.grader.hidden import FAILED
 ROOT = Path(__file__).resolve().parents[2]
 ASSIGNMENT = "conv_arithmetic"
 SOURCE = ROOT / "solutions" / ASSIGNMENT / f"{ASSIGNMENT}.ipynb"
+pytestmark = pytest.mark.xdist_group("hidden_conv_arithmetic")  # the class is graded once, on one worker
 
 RF_MEMO = '''_SEEN = {((3, 1, 1),): 3, ((3, 1, 1),) * 2: 5, ((3, 1, 1),) * 3: 7, ((2, 2, 1), (3, 1, 1)): 6,
          ((3, 1, 1), (3, 1, 2), (3, 1, 4)): 15}

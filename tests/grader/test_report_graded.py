@@ -50,6 +50,7 @@ def test_graded_class_report_and_export(tmp_path):
     assert rows["plain"]["tiny:test_add:mistake"] == "unrecognised" and rows["good"]["tiny:test_add:result"] == "passed"
 
 
+@pytest.mark.xdist_group("postgres")  # on the worker that runs test_postgres, with its cluster
 def test_postgresql_gradebook_gives_the_same_report(postgres, tmp_path):  # noqa: F811
     lite = report.build(rc.build(tmp_path / "lite"), rc.ASSIGNMENT, with_figures=False)
     url = postgres.create_database("report_class")

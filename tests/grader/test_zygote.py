@@ -17,7 +17,8 @@ import pytest
 from cnncourse.grader import procs, sandbox, warm
 from cnncourse.grader.kernel import SandboxedKernelManager
 
-pytestmark = pytest.mark.skipif(not sandbox.probe()[0], reason="bubblewrap cannot run here")
+pytestmark = [pytest.mark.skipif(not sandbox.probe()[0], reason="bubblewrap cannot run here"),
+              pytest.mark.xdist_group("zygote")]  # one zygote for the module, on one worker
 
 
 def run(make_coro):
