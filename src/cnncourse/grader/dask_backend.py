@@ -2,7 +2,9 @@
 
 The client (this process) holds the class lock, makes the template gradebook once and ships what grading
 needs in one :class:`CourseBundle` (``nbgrader_config.py``, ``solutions/<assignment>/`` with the oracle, the
-template gradebook and the course secret), scattered once to every worker. A task carries one student's
+template gradebook and the course secret), held by the cluster as the result of one task that carries it
+(scattered data would be lost with the last worker holding a copy: Dask's memory manager keeps one copy of an
+idle key, and every task still needing it would be cancelled; a task's result is recomputed). A task carries one student's
 submitted files; the Dask worker unpacks the bundle once into its local scratch space and grades the
 submission exactly as a local worker does (``worker.worker_main`` forked by a warm
 :mod:`~cnncourse.grader.forkserver`, the kernel in the bubblewrap sandbox of that host, the same limits and
@@ -103,6 +105,11 @@ def _course_on_worker(bundle: CourseBundle) -> Path:
         except OSError:
             shutil.rmtree(staging, ignore_errors=True)
     return home / "course"
+
+
+def bundle_task(bundle: CourseBundle) -> CourseBundle:
+    """The task whose result is the bundle (its argument): Dask reruns it if the workers holding it die."""
+    return bundle
 
 
 def forget_bundle(digest: str) -> None:
@@ -224,7 +231,7 @@ class DaskGradingRun(GradingRun):
             close()
 
     def _submit_and_collect(self, client, todo: list[str], progress: bool, futures: dict) -> None:
-        """Make the template, scatter the bundle, submit one task per student, record each as it finishes."""
+        """Make the template and the bundle, submit one task per student, record each as it finishes."""
         from distributed import as_completed
         from tqdm.auto import tqdm
 
@@ -234,7 +241,8 @@ class DaskGradingRun(GradingRun):
         extra = gradebook.extensions(self.crs, self.assignment)
         packed = make_bundle(self.crs, self.assignment, template)
         self.digest = packed.digest
-        bundle = client.scatter(packed, broadcast=True)
+        bundle = client.submit(bundle_task, packed, key=f"cnncourse-bundle-{packed.digest}-{time.time_ns()}",
+                               pure=False)
         self.bar = tqdm(total=len(todo), desc=f"grading {self.assignment} on Dask", unit="sub",
                         disable=not progress, dynamic_ncols=True)
         for i, student in enumerate(todo):
