@@ -130,10 +130,10 @@ def test_worker_killed_mid_task_is_retried_once(tmp_path, cluster):
 
 def test_interrupted_client_leaves_a_resumable_journal(tmp_path, cluster):
     root, released = make_course(tmp_path)
-    students = class_of(root, released, slow_student="zed", sleep=20)
+    students = class_of(root, released, slow_student="zed", sleep=60)
     journal = root / "autograded" / ".cnncourse-grade" / "tiny"
     cmd = [sys.executable, "-m", "cnncourse.cli", "--root", str(root), "grade", "tiny", "--no-progress",
-           "--timeout-cell", "40", "--memory", "1024", "--scheduler", cluster.scheduler_address]
+           "--timeout-cell", "90", "--memory", "1024", "--scheduler", cluster.scheduler_address]
     proc = subprocess.Popen(cmd, cwd=root, env=nbgrader_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                             text=True)
     deadline = time.monotonic() + 180
@@ -145,7 +145,9 @@ def test_interrupted_client_leaves_a_resumable_journal(tmp_path, cluster):
     assert proc.returncode == 130, (out, err)
     assert "run the same command again" in err
     done = sorted(p.stem for p in journal.glob("*.json"))
-    assert len(done) == 3  # zed (asleep) is usually the one left, but under load another task can be slower
+    # zed sleeps for a minute: a loaded host can take 25 s to start its fork server (with 20 s, zed once
+    # finished before the third student, and the Ctrl-C came after the run had ended)
+    assert done == sorted(set(students) - {"zed"})
     assert set(scores(root)) == set(done)  # merged exactly the journaled students
     # the same command again: the three are skipped, the one left is graded (zed quickly this time)
     submit(root, "zed", answered(released, ANSWERS_OK))

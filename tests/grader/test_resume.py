@@ -40,6 +40,16 @@ def stop_after(proc, journal, student, sig):
     return proc.communicate(timeout=60)
 
 
+def stop_while(proc, journal, student, sig):
+    """Send ``sig`` to the grading run 1 s after it started grading ``student`` (its attempt is counted when its
+    worker starts; the next worker starts before the previous student's journal entry is written, so timing
+    from that entry raced the slow student's cell limit on a loaded machine)."""
+    wait_for(proc, lambda: (journal / f"{student}.attempts").exists(), f"{student} started")
+    time.sleep(1)
+    os.kill(proc.pid, sig)
+    return proc.communicate(timeout=60)
+
+
 def test_killed_and_interrupted_runs_resume(tmp_path):
     root, released = make_course(tmp_path)
     slow = answered(released, {**ANSWERS_OK, "square": "time.sleep(30)\n" + SQUARE_OK})
@@ -57,8 +67,8 @@ def test_killed_and_interrupted_runs_resume(tmp_path):
     assert scores(root) == {"a_fast": (6.0, 6.0)} and done() == ["a_fast"]
 
     # 2. Ctrl-C while d_slow runs: the run stops its workers itself and says how to continue
-    proc = start(root, 3)
-    out, err = stop_after(proc, journal, "c_fast", signal.SIGINT)
+    proc = start(root, 4)
+    out, err = stop_while(proc, journal, "d_slow", signal.SIGINT)
     assert proc.returncode == 130 and "run the same command again" in err, out + err
     time.sleep(1)
     assert leftover_processes(str(root)) == [] and leftover_scratch(root) == []
