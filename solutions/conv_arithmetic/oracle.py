@@ -3,8 +3,8 @@
 Loaded by the grader (``cnncourse.grader.cases.load_oracle``), with the whole-network tests in
 ``oracle_network.py``; every expected value is measured on real torch
 layers here, in the grader process: output sizes from ``Conv2d``/``MaxPool2d``/``ConvTranspose2d``, parameters
-from ``numel``, MACs from ``FlopCounterMode`` (FLOPs / 2), receptive fields from autograd. Sizes, parameters and
-MACs are measured on torch's ``meta`` device (torch's shape rules and FLOP formulas, no weights initialised and
+from ``numel``, MACs from torch's FLOP formulas (``oracle_network.macs_of``), receptive fields from autograd.
+Sizes, parameters and MACs are measured on torch's ``meta`` device (torch's shape rules and FLOP formulas, no weights initialised and
 no arithmetic: the grader's CPU goes to grading, not to convolving zeros); receptive fields need gradients, so
 they run on small CPU tensors. Messages name the
 inputs and the recognised mistake, never the expected value.
@@ -17,12 +17,11 @@ from typing import Any
 import numpy as np
 import torch
 from torch import nn
-from torch.utils.flop_counter import FlopCounterMode
 
 from cnncourse.grader.cases import Test, call_text, int_problem, shown, wrong_answer
 from cnncourse.testcells.owncode import OwnCode
 from cnncourse.testcells.wire import RaisedError
-from oracle_network import META, check_alexnet, check_largest, check_network, largest_cases, network_cases
+from oracle_network import META, check_alexnet, check_largest, check_network, largest_cases, macs_of, network_cases
 
 RULES = OwnCode(allowed=("math",), forbidden=("torch", "cnncourse"))
 DILATION_IGNORED = "the dilation is ignored: a dilated filter covers more pixels than its size"
@@ -178,12 +177,6 @@ def _check_params(case: dict, got: Any) -> str | None:
     return wrong_answer(call, got, hint)
 
 
-def _macs_of(layer: nn.Module, x: torch.Tensor) -> tuple[torch.Tensor, int]:
-    with torch.no_grad(), FlopCounterMode(display=False) as counter:
-        out = layer(x)
-    return out, counter.get_total_flops() // 2
-
-
 def _macs_cases(rng: np.random.Generator) -> list[dict]:
     return [{"args": [int(rng.integers(1, 33)), int(rng.integers(1, 65)), int(rng.integers(1, 8)),
                       int(rng.integers(1, 30))], "kwargs": {}} for _ in range(30)]
@@ -192,8 +185,8 @@ def _macs_cases(rng: np.random.Generator) -> list[dict]:
 def _check_macs(case: dict, got: Any) -> str | None:
     c, f, k, out = case["args"]
     call = call_text("conv_macs", case)
-    _, want = _macs_of(nn.Conv2d(c, f, k, bias=False, device=META),
-                      torch.zeros(1, c, out + k - 1, out + k - 1, device=META))
+    _, want = macs_of(nn.Conv2d(c, f, k, bias=False, device=META),
+                     torch.zeros(1, c, out + k - 1, out + k - 1, device=META))
     problem = int_problem(call, got)
     if problem or got == want:
         return problem

@@ -116,6 +116,7 @@ def test_visible_rule_check_reads_the_saved_notebook(tmp_path, monkeypatch):
     import nbformat
     from nbformat.v4 import new_code_cell, new_notebook
 
+    from cnncourse.testcells import owncode
     from cnncourse.testcells.owncode import OwnCode, check_notebook
 
     rule = OwnCode(allowed=("math",), forbidden=("torch",))
@@ -127,6 +128,9 @@ def test_visible_rule_check_reads_the_saved_notebook(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     monkeypatch.delenv("NBGRADER_EXECUTION", raising=False)
     check_notebook("a.ipynb", rule)  # the locked cell is not the student's
+    hits = owncode._saved_problems.cache_info().hits
+    check_notebook("a.ipynb", rule)  # the next test cell: the unchanged file is not parsed again
+    assert owncode._saved_problems.cache_info().hits == hits + 1
     nbformat.write(new_notebook(cells=[locked, answer, new_code_cell("from torch import nn")]), tmp_path / "a.ipynb")
     with pytest.raises(AssertionError, match=r"line 1 `from torch import nn`: `import torch` is not allowed"):
         check_notebook("a.ipynb", rule)

@@ -1,8 +1,11 @@
 """conv_arithmetic's oracle measures sizes, parameters and MACs on torch's meta device (no weights, no
-arithmetic). The numbers must be the ones real CPU tensors give, for every kind of case the oracle draws."""
+arithmetic). The numbers must be the ones real CPU tensors give, for every kind of case the oracle draws; its
+MACs (torch's FLOP formulas applied by forward hooks) must be FlopCounterMode's, and grading with it must not
+import torch's compiler."""
 from __future__ import annotations
 
 import importlib.util
+import subprocess
 import sys
 from pathlib import Path
 
@@ -42,9 +45,9 @@ def measurements(oracle, network, seeds: range) -> dict:
             out[seed, "transposed", i] = oracle._side(nn.ConvTranspose2d(1, 1, k, device=network.META, **kw), n)
         for i, case in enumerate(oracle._macs_cases(rng)):
             c, f, k, side = case["args"]
-            out[seed, "macs", i] = oracle._macs_of(nn.Conv2d(c, f, k, bias=False, device=network.META),
-                                                   torch.zeros(1, c, side + k - 1, side + k - 1,
-                                                               device=network.META))[1]
+            out[seed, "macs", i] = network.macs_of(nn.Conv2d(c, f, k, bias=False, device=network.META),
+                                                    torch.zeros(1, c, side + k - 1, side + k - 1,
+                                                                device=network.META))[1]
         for i, case in enumerate(oracle._params_cases(rng)):
             c, f, k = case["args"]
             out[seed, "params", i] = sum(t.numel() for t in nn.Conv2d(c, f, k, device=network.META).parameters())
@@ -63,6 +66,34 @@ def test_meta_device_measures_what_cpu_tensors_measure(monkeypatch):
     assert len(on_meta) > 4 * 150
     assert on_meta == on_cpu
     assert on_meta["alexnet"][0] == ("conv1", (96, 55, 55), 34_944, 105_415_200)  # the lecture's conv1
+
+
+def test_macs_are_flop_counter_modes(monkeypatch):
+    """The hooks count what FlopCounterMode counts, on every MAC case and every network the oracle draws."""
+    from torch.utils.flop_counter import FlopCounterMode
+
+    def flop_counter_macs(layer, x):
+        with torch.no_grad(), FlopCounterMode(display=False) as counter:
+            out = layer(x)
+        return out, counter.get_total_flops() // 2
+
+    oracle, network = load("oracle"), sys.modules["oracle_network"]
+    hooks = measurements(oracle, network, range(4))
+    monkeypatch.setattr(network, "macs_of", flop_counter_macs)
+    monkeypatch.setattr(network, "_Linear", torch.nn.Linear)  # torch's own layer, bias addition included
+    assert measurements(oracle, network, range(4)) == hooks
+
+
+def test_grading_conv_arithmetic_does_not_import_torchs_compiler():
+    """Every check of the oracle, in a fresh process: torch._dynamo (1.2-1.5 s of imports) stays out."""
+    code = (f"import sys; sys.path.insert(0, {str(FOLDER)!r}); import numpy as np; import oracle\n"
+            "for name, test in oracle.TESTS.items():\n"
+            "    for case in test.cases(np.random.default_rng(0)):\n"
+            "        test.check(case, 0)\n"
+            "print('torch._dynamo' in sys.modules)")
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip() == "False"
 
 
 @pytest.fixture(autouse=True)

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from cnncourse.grader import procs, sandbox, warm
+from cnncourse.grader import procs, sandbox, warm, zygote
 from cnncourse.grader.kernel import SandboxedKernelManager
 
 pytestmark = [pytest.mark.skipif(not sandbox.probe()[0], reason="bubblewrap cannot run here"),
@@ -200,3 +200,24 @@ def test_one_shared_zygote_per_process_and_module_set():
     first = warm.shared(["math"], env)
     assert first and warm.shared(["math"], env) == first
     assert warm.shared(["math", "json"], env) not in ("", first)
+
+
+def test_a_warm_kernel_formats_a_failing_cells_traceback_once(capsys):
+    """The cell's output keeps IPython's whole traceback; only %notebook's stored copy (never written by a grading
+    kernel) is left unformatted. The hook is IPython's private method: an IPython that renames it fails here."""
+    from IPython.core.interactiveshell import InteractiveShell
+    from traitlets.config import Config
+
+    assert callable(getattr(InteractiveShell, "_format_exception_for_storage", None))
+    config = Config()
+    config.HistoryManager.hist_file = ":memory:"
+    config.InteractiveShell.colors = "nocolor"
+    shell = InteractiveShell(config=config)
+    zygote.format_tracebacks_once(shell)
+    shell.run_cell("def f():\n    raise NotImplementedError('stub')", store_history=True)
+    result = shell.run_cell("assert f() == 1", store_history=True)
+    assert isinstance(result.error_in_exec, NotImplementedError)
+    shown = capsys.readouterr().out
+    assert "NotImplementedError" in shown and "f()" in shown and "raise NotImplementedError('stub')" in shown
+    stored = shell.history_manager.exceptions[result.execution_count]
+    assert stored == {"ename": "NotImplementedError", "evalue": "stub", "traceback": []}

@@ -242,6 +242,14 @@ def locked_cells(nb: dict, trusted_ids: set[str] | None = None) -> list[str]:
     return _code_cells(nb, trusted_ids, trusted=True)
 
 
+@functools.lru_cache(maxsize=8)
+def _saved_problems(path: str, mtime_ns: int, size: int, rule: OwnCode) -> tuple[str, ...]:
+    """The rule's violations in the notebook file ``path``, read and parsed again only when the file changed
+    (every test cell of an assignment checks the same saved notebook: 11 ms each for conv_arithmetic)."""
+    nb = json.loads(Path(path).read_text(encoding="utf-8"))
+    return tuple(problems(student_cells(nb), rule, given_names(locked_cells(nb), rule)))
+
+
 def check_notebook(notebook: str, rule: OwnCode) -> None:
     """Visible test of the rule: raise ``AssertionError`` listing each violation in the SAVED notebook
     ``notebook`` (a path relative to the kernel's folder). Under the grader without the file, it does
@@ -252,8 +260,8 @@ def check_notebook(notebook: str, rule: OwnCode) -> None:
             return
         raise AssertionError(f"cannot find {notebook} next to this kernel: open the notebook from its "
                              "assignment folder and save it before running this test")
-    nb = json.loads(path.read_text(encoding="utf-8"))
-    found = problems(student_cells(nb), rule, given_names(locked_cells(nb), rule))
+    status = path.stat()
+    found = _saved_problems(str(path.resolve()), status.st_mtime_ns, status.st_size, rule)
     if found:
         raise AssertionError("your own code rule (" + rule.describe() + ") is broken in the saved notebook:\n  "
                              + "\n  ".join(found) + "\n(the hidden tests give 0 points while this fails; save "
