@@ -155,7 +155,7 @@ async def _negate(coro) -> bool:
 
 
 async def _async_alive(pid: int) -> bool:
-    return warm.alive(pid)
+    return procs.running(pid)
 
 
 def test_no_signal_from_inside_ends_the_sandbox(zygote_socket, tmp_path):

@@ -27,7 +27,7 @@ from nbgrader.preprocessors import Execute
 from traitlets import Integer
 
 from cnncourse.grader.kernel import SandboxedKernelManager
-from cnncourse.grader.procs import descendants, kill_tree
+from cnncourse.grader.procs import descendants, kill_sandbox
 
 OUTPUT_TYPES = ("stream", "display_data", "execute_result", "update_display_data")
 
@@ -78,10 +78,7 @@ class ProcessWatchdog(threading.Thread):
                     self.kill()
 
     def kill(self) -> None:
-        """End the sandbox (PID 1 of its namespace takes every process in it along) and the kernel's tree."""
-        kill_tree(self.pid)
-        if self.kernel:
-            kill_tree(self.kernel)
+        kill_sandbox(self.pid, self.kernel)
 
 
 class SandboxedExecute(Execute):
@@ -148,12 +145,7 @@ class SandboxedExecute(Execute):
         return getattr(process, "pid", None)
 
     def _kill_kernel(self) -> None:
-        pid = self._kernel_pid()
-        if pid is not None:
-            kill_tree(pid)
-        warm = getattr(self.km, "kernel_host_pid", None)
-        if warm:
-            kill_tree(warm)
+        kill_sandbox(self._kernel_pid(), getattr(self.km, "kernel_host_pid", None))
 
     def _start_watch(self) -> None:
         pid = self._kernel_pid()

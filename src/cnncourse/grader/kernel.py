@@ -178,7 +178,7 @@ class SandboxedKernelManager(AsyncKernelManager):
         """The sandbox runs and, for a warm kernel (not the sandbox's process), the kernel too; a warm kernel
         that has exited (shut down, crashed) takes its sandbox along, which jupyter_client then waits for."""
         alive = await super()._async_is_alive()
-        if alive and self.kernel_host_pid and not warm.alive(self.kernel_host_pid):
+        if alive and self.kernel_host_pid and not procs.running(self.kernel_host_pid):
             procs.kill_tree(self.provisioner.process.pid)
             return False
         return alive

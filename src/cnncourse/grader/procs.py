@@ -106,6 +106,23 @@ def kill_tree(pid: int, include_self: bool = True) -> int:
     return killed
 
 
+def kill_sandbox(sandbox: int | None, warm_kernel: int | None) -> None:
+    """End a kernel's sandbox (its PID 1 takes every process inside along) and, for a warm kernel, which is not
+    the sandbox's descendant (``zygote.py``), the kernel's own tree."""
+    for pid in (sandbox, warm_kernel):
+        if pid:
+            kill_tree(pid)
+
+
+def running(pid: int) -> bool:
+    """Is ``pid`` running (not gone, not a zombie)? For a process that is nobody's child here (no waitpid)."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as f:
+            return f.read().rsplit(b")", 1)[1].split()[0] != b"Z"
+    except OSError:
+        return False
+
+
 def prctl(option: int, value: int) -> None:
     """``prctl(2)`` where it exists (Linux); a no-op elsewhere."""
     with contextlib.suppress(Exception):

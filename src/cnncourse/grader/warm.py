@@ -127,12 +127,3 @@ def spawn(path: str, request: dict, log_fd: int, wait: float = 30.0) -> int:
     if not children:
         raise RuntimeError("the warm kernel died at once (see the worker log)")
     return children[0]
-
-
-def alive(pid: int) -> bool:
-    """Is ``pid`` running (not gone, not a zombie)? A warm kernel is nobody's child here: no waitpid."""
-    try:
-        with open(f"/proc/{pid}/stat", "rb") as f:
-            return f.read().rsplit(b")", 1)[1].split()[0] != b"Z"
-    except OSError:
-        return False
