@@ -15,6 +15,7 @@ import copy
 import json
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
@@ -131,6 +132,13 @@ def submit(root: Path, student: str, nb=None, name=f"{ASSIGNMENT}.ipynb", raw: s
     elif nb is not None:
         nbformat.write(nb, folder / name)
     return folder
+
+
+def takes_ctrl_c() -> None:
+    """``preexec_fn`` of a run a test interrupts with SIGINT: Ctrl-C's default action, whatever this test run
+    inherited. A background job of a non-interactive shell (``make test &``) starts with SIGINT ignored, a
+    Python started that way never raises KeyboardInterrupt, and the interrupted run would finish instead."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
 
 
 def run_cli(root: Path, *args: str, timeout: float = 300) -> subprocess.CompletedProcess:

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 from helpers import (ANSWERS_OK, SQUARE_OK, answered, cell_scores, journal_entry, make_course, nbgrader_env,
-                     scores, submit)
+                     scores, submit, takes_ctrl_c)
 
 distributed = pytest.importorskip("distributed")
 
@@ -135,7 +135,7 @@ def test_interrupted_client_leaves_a_resumable_journal(tmp_path, cluster):
     cmd = [sys.executable, "-m", "cnncourse.cli", "--root", str(root), "grade", "tiny", "--no-progress",
            "--timeout-cell", "90", "--memory", "1024", "--scheduler", cluster.scheduler_address]
     proc = subprocess.Popen(cmd, cwd=root, env=nbgrader_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                            text=True)
+                            text=True, preexec_fn=takes_ctrl_c)
     deadline = time.monotonic() + 180
     while len(list(journal.glob("*.json"))) < 3:
         assert proc.poll() is None and time.monotonic() < deadline, proc.communicate()

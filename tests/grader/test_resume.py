@@ -11,7 +11,7 @@ import time
 
 import pytest
 from helpers import (ANSWERS_OK, SQUARE_OK, answered, journal_entry, leftover_processes, leftover_scratch,
-                     make_course, nbgrader_env, run_cli, scores, submit, summary_lines)
+                     make_course, nbgrader_env, run_cli, scores, submit, summary_lines, takes_ctrl_c)
 
 from cnncourse.grader.procs import descendants
 
@@ -22,7 +22,7 @@ def start(root, timeout_cell, jobs=1):
     return subprocess.Popen([sys.executable, "-m", "cnncourse.cli", "--root", str(root), "grade", "tiny",
                              "--jobs", str(jobs), "--timeout-cell", str(timeout_cell), "--memory", "1024",
                              "--no-progress"], cwd=root, env=nbgrader_env(), stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True)
+                            stderr=subprocess.PIPE, text=True, preexec_fn=takes_ctrl_c)
 
 
 def wait_for(proc, condition, what: str, limit: float = 120) -> None:
