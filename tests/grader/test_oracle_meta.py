@@ -5,6 +5,7 @@ import torch's compiler."""
 from __future__ import annotations
 
 import importlib.util
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -100,3 +101,31 @@ def test_grading_conv_arithmetic_does_not_import_torchs_compiler():
 def _forget_siblings():
     yield
     sys.modules.pop("oracle_network", None)
+
+
+FORK_AFTER_PRELOAD = """
+import os, sys
+from pathlib import Path
+import torch
+from cnncourse.grader import scheduler
+from cnncourse.grader.layout import Course
+scheduler.preload(Course.load(Path(sys.argv[1])), sys.argv[2])
+pid = os.fork()
+if pid == 0:  # a worker of `cnncourse grade --jobs 1` on 2 cores computes on 2 threads
+    torch.set_num_threads(2)
+    x = torch.ones(1, 4, 64, 64, requires_grad=True)
+    torch.nn.functional.conv2d(x, torch.ones(8, 4, 3, 3)).sum().backward()
+    os._exit(0)
+print(os.waitpid(pid, 0)[1])
+"""
+
+
+@pytest.mark.parametrize("assignment", sorted(p.name for p in FOLDER.parent.iterdir() if (p / "oracle.py").is_file()))
+def test_workers_forked_after_the_preload_can_compute_on_threads(assignment):
+    """The run's preload must not start torch's thread pool: a worker forked after it that computes on two
+    threads deadlocked (a preload that ran an oracle check on CPU tensors hung every --jobs 1 run)."""
+    env = {k: v for k, v in os.environ.items() if k not in ("OMP_NUM_THREADS", "MKL_NUM_THREADS")}
+    proc = subprocess.run([sys.executable, "-c", FORK_AFTER_PRELOAD, str(FOLDER.parents[1]), assignment],
+                          capture_output=True, text=True, timeout=60, env=env)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert proc.stdout.strip() == "0", "the forked worker failed"

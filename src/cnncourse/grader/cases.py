@@ -118,16 +118,6 @@ def student_cases(oracle: Oracle, test: str, student: str, root: str | Path) -> 
     return cases
 
 
-def warm_up(oracle: Oracle) -> None:
-    """Draw one set of inputs for every hidden test and check the first against ``None`` (an answer a student
-    can return): what the oracle imports on first use (torch's meta shape functions pull in sympy, ~1 s) is
-    then imported by the grading run before it forks its workers, not once by every worker."""
-    for test in oracle.tests.values():
-        drawn = test.cases(np.random.default_rng(0))
-        if drawn:
-            test.check({"args": [], "kwargs": {}, **drawn[0]}, None)
-
-
 # ---- messages for oracles' checks: name the call and the answer, never the expected value
 def call_text(fn: str, case: dict) -> str:
     """``fn(1, 2, stride=3)`` for a case's arguments."""

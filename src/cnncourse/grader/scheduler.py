@@ -147,9 +147,7 @@ def preload(crs: Course, assignment: str) -> None:
     for name in section.get("autograde_preprocessors", []):
         if isinstance(name, str):
             import_item(name)
-    oracle = cases.load_oracle(crs.root, assignment)
-    if oracle is not None:  # an assignment without hidden tests has none
-        cases.warm_up(oracle)
+    cases.load_oracle(crs.root, assignment)  # never run in this process: torch's thread pool must not start
     SandboxedKernelManager(kernel_name="python3").kernel_spec  # noqa: B018 (looked up once, inherited)
     for path in sorted(crs.source(assignment).glob("*.ipynb")):  # nbformat compiles a validator per schema and
         nb = nbformat.read(path, as_version=4)  # process (50 ms); nbconvert validates after every preprocessor
