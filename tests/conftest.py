@@ -29,5 +29,6 @@ def pytest_collection_modifyitems(config, items):
         lost = [item.nodeid for item in items
                 if item.get_closest_marker("xdist_group") and "@" not in item.nodeid]
         if lost:
-            raise pytest.UsageError(f"pytest-xdist did not group {len(lost)} test(s) (first: {lost[0]}): this pytest "
-                                    "and pytest-xdist pair ignore xdist_group; install the versions constraints.txt pins")
+            raise pytest.UsageError(f"pytest-xdist did not group {len(lost)} test(s) (first: {lost[0]}): this "
+                                    "pytest and pytest-xdist pair ignore xdist_group; install the versions "
+                                    "constraints.txt pins")

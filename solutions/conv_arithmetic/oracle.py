@@ -4,10 +4,10 @@ Loaded by the grader (``cnncourse.grader.cases.load_oracle``), with the whole-ne
 ``oracle_network.py``; every expected value is measured on real torch
 layers here, in the grader process: output sizes from ``Conv2d``/``MaxPool2d``/``ConvTranspose2d``, parameters
 from ``numel``, MACs from torch's FLOP formulas (``oracle_network.macs_of``), receptive fields from autograd.
-Sizes, parameters and MACs are measured on torch's ``meta`` device (torch's shape rules and FLOP formulas, no weights initialised and
-no arithmetic: the grader's CPU goes to grading, not to convolving zeros); receptive fields need gradients, so
-they run on small CPU tensors. Messages name the
-inputs and the recognised mistake, never the expected value.
+Sizes, parameters and MACs are measured on torch's ``meta`` device (torch's shape rules and FLOP formulas, no
+weights initialised and no arithmetic: the grader's CPU goes to grading, not to convolving zeros); receptive
+fields need gradients, so they run on small CPU tensors. Messages name the inputs and the recognised mistake,
+never the expected value.
 """
 from __future__ import annotations
 

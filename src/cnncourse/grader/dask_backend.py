@@ -4,8 +4,8 @@ The client (this process) holds the class lock, makes the template gradebook onc
 needs in one :class:`CourseBundle` (``nbgrader_config.py``, ``solutions/<assignment>/`` with the oracle, the
 template gradebook and the course secret), held by the cluster as the result of one task that carries it
 (scattered data would be lost with the last worker holding a copy: Dask's memory manager keeps one copy of an
-idle key, and every task still needing it would be cancelled; a task's result is recomputed). A task carries one student's
-submitted files; the Dask worker unpacks the bundle once into its local scratch space and grades the
+idle key, and every task still needing it would be cancelled; a task's result is recomputed). A task carries
+one student's submitted files; the Dask worker unpacks the bundle once into its local scratch space and grades the
 submission exactly as a local worker does (``worker.worker_main`` forked by a warm
 :mod:`~cnncourse.grader.forkserver`, the kernel in the bubblewrap sandbox of that host, the same limits and
 hard timeout), then returns the :class:`~cnncourse.grader.result.Result` and the autograded notebooks.
