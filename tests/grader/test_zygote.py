@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import re
 import signal
 import threading
 import time
@@ -14,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from cnncourse.grader import procs, sandbox, warm, zygote
+from cnncourse.grader import procs, sandbox, tracebacks, warm, zygote
 from cnncourse.grader.kernel import SandboxedKernelManager
 
 pytestmark = [pytest.mark.skipif(not sandbox.probe()[0], reason="bubblewrap cannot run here"),
@@ -213,7 +214,7 @@ def test_a_warm_kernel_formats_a_failing_cells_traceback_once(capsys):
     config.HistoryManager.hist_file = ":memory:"
     config.InteractiveShell.colors = "nocolor"
     shell = InteractiveShell(config=config)
-    zygote.format_tracebacks_once(shell)
+    tracebacks.format_tracebacks_once(shell)
     shell.run_cell("def f():\n    raise NotImplementedError('stub')", store_history=True)
     result = shell.run_cell("assert f() == 1", store_history=True)
     assert isinstance(result.error_in_exec, NotImplementedError)
@@ -221,3 +222,27 @@ def test_a_warm_kernel_formats_a_failing_cells_traceback_once(capsys):
     assert "NotImplementedError" in shown and "f()" in shown and "raise NotImplementedError('stub')" in shown
     stored = shell.history_manager.exceptions[result.execution_count]
     assert stored == {"ename": "NotImplementedError", "evalue": "stub", "traceback": []}
+
+
+def test_a_warm_kernels_traceback_equals_a_cold_kernels(zygote_socket, tmp_path):
+    """The zygote's cheaper tracebacks (``tracebacks.install``) change nothing a student reads."""
+    code = ("import numpy as np\n\ndef conv_out(n, k):\n    raise NotImplementedError('write conv_out')\n\n"
+            "def check():\n    assert conv_out(7, 3) == 5\n\ntry:\n    np.zeros(2) @ np.zeros(3)\nexcept ValueError:\n"
+            "    pass\ncheck()\n")
+    shown = {}
+    for kind, sock in (("warm", str(zygote_socket)), ("cold", "")):
+        km, folder = _manager(Path(sock) if sock else zygote_socket, tmp_path / kind)
+        km.zygote = sock
+
+        async def scenario(km=km, folder=folder):
+            await km.start_kernel(cwd=str(folder))
+            try:
+                return await _run(km, code)
+            finally:
+                await km.shutdown_kernel(now=True)
+
+        shown[kind] = run(scenario)
+        assert bool(km.kernel_host_pid) == (kind == "warm")
+    plain = re.sub(r"\x1b\[[0-9;]*m", "", shown["warm"])
+    assert "NotImplementedError: write conv_out" in plain and "assert conv_out(7, 3) == 5" in plain, plain
+    assert shown["warm"] == shown["cold"]

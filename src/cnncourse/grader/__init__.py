@@ -2,7 +2,8 @@
 
 ``layout`` (the course and its config, read once), ``limits``, ``intake`` (reading a submission: regular files
 only), ``repair`` (rebuilding notebooks in the source's order), ``sandbox`` + ``kernel`` (bubblewrap around
-every student kernel), ``zygote`` + ``warm`` (warm kernels forked into each submission's fresh sandbox), ``kernel_guard`` (runs in the kernel: clears hooks before test cells), ``execute``
+every student kernel), ``zygote`` + ``warm`` (warm kernels forked into each submission's fresh sandbox; ``tracebacks``: their
+cheaper, identical tracebacks), ``kernel_guard`` (runs in the kernel: clears hooks before test cells), ``execute``
 (``SandboxedExecute``, the nbgrader preprocessor), ``hidden``/``cases``/``secret``/``scrub`` (hidden tests
 whose answers never enter the kernel; feedback scrubbing), ``gradebook``, ``worker`` (one submission),
 ``scheduler`` (``cnncourse grade``), ``journal`` (resume, logs, the class lock), ``result``, ``feedback``,

@@ -33,6 +33,8 @@ import socket
 import struct
 import sys
 
+from cnncourse.grader import tracebacks
+
 CLONE = {"mnt": 0x00020000, "uts": 0x04000000, "ipc": 0x08000000, "user": 0x10000000, "pid": 0x20000000,
          "net": 0x40000000}
 NS_GET_USERNS = 0xB701  # ioctl: the user namespace that owns a namespace
@@ -85,14 +87,6 @@ def drop_privileges() -> None:
     _check(libc.capset(header, (ctypes.c_uint32 * 6)()), "capset(none)")
 
 
-def format_tracebacks_once(shell) -> None:
-    """A failing cell's traceback is formatted for the cell's output only: IPython formats it a second time
-    for ``%notebook``'s history (``_format_exception_for_storage``, ~10 ms per failing cell, more than a
-    quick test cell itself), which a one-shot grading kernel never writes."""
-    shell._format_exception_for_storage = lambda exception, *args, **kwargs: {
-        "ename": type(exception).__name__, "evalue": str(exception), "traceback": []}
-
-
 def _become_kernel(request: dict, log_fd: int) -> None:
     """In the sandbox, as the kernel: limits, clean process state, the inbox copied in, then ipykernel."""
     import resource
@@ -128,7 +122,7 @@ def _become_kernel(request: dict, log_fd: int) -> None:
     sys.argv = ["ipykernel_launcher", *request["args"]]
     app = IPKernelApp.instance()
     app.initialize(request["args"])
-    format_tracebacks_once(app.shell)
+    tracebacks.format_tracebacks_once(app.shell)
     app.start()
 
 
@@ -177,6 +171,7 @@ def serve(path: str, modules: list[str]) -> None:
             __import__(name)
         except Exception:  # the kernel will meet the same error itself, in the student's notebook
             pass
+    tracebacks.install()  # before the forks: every kernel inherits the work
     threads = len(os.listdir("/proc/self/task"))
     if threads != 1:  # setns(user) refuses multithreaded callers, and fork would copy a half-held lock
         raise SystemExit(f"the zygote has {threads} threads after its imports; it must have one")
