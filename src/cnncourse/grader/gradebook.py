@@ -56,6 +56,26 @@ def scratch_without_fsync() -> None:
     event.listen(Engine, "connect", no_fsync)
 
 
+def one_engine_per_database() -> None:
+    """In a worker process: every nbgrader ``Gradebook`` on the same database shares one SQLAlchemy engine.
+    nbgrader makes a new engine per ``Gradebook`` (the autograder opens eight per submission), and each new
+    engine compiles every statement again: 47 compilations per conv_arithmetic submission, 29 with one engine
+    (17 ms of the worker's CPU). ``Gradebook.close`` still disposes of the engine's connections; the next
+    ``Gradebook`` opens new ones on the same engine, with its compiled-statement cache."""
+    import nbgrader.api
+    from sqlalchemy import create_engine
+
+    engines: dict[tuple, object] = {}
+
+    def shared_engine(url, **kwargs):
+        key = (str(url), tuple(sorted(kwargs.items())))
+        if key not in engines:
+            engines[key] = create_engine(url, **kwargs)
+        return engines[key]
+
+    nbgrader.api.create_engine = shared_engine
+
+
 def quiet_log() -> logging.Logger:
     """A logger that shows only nbgrader's errors (for converters run in-process)."""
     log = logging.getLogger("cnncourse.grader.nbgrader")

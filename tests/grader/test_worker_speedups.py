@@ -1,0 +1,75 @@
+"""What a grading worker process changes in nbgrader's libraries for speed (``gradebook.one_engine_per_database``,
+``worker.check_schemas_once``) leaves every result and every error as it was."""
+from __future__ import annotations
+
+import copy
+import warnings
+
+import jsonschema
+import nbformat
+import nbgrader.api
+import pytest
+from nbgrader.api import Gradebook
+from nbgrader.preprocessors import CheckCellMetadata
+
+from cnncourse import course
+from cnncourse.grader import gradebook, worker
+
+SOURCE = course.find_root() / "solutions" / "conv_arithmetic" / "conv_arithmetic.ipynb"
+
+
+@pytest.fixture
+def restored(monkeypatch):
+    """Whatever the test patches process-wide is put back afterwards."""
+    monkeypatch.setattr(jsonschema, "validate", jsonschema.validate)
+    monkeypatch.setattr(nbgrader.api, "create_engine", nbgrader.api.create_engine)
+
+
+def _errors(nb) -> list[str]:
+    out = []
+    for cell in nb.cells:
+        try:
+            CheckCellMetadata().preprocess(nbformat.v4.new_notebook(cells=[cell]), {})
+            out.append("")
+        except Exception as exc:  # the message nbgrader logs for the cell
+            out.append(f"{type(exc).__name__}: {exc}")
+    return out
+
+
+def test_schemas_checked_once_same_verdicts_and_messages(restored, monkeypatch):
+    nb = nbformat.read(SOURCE, as_version=4)
+    broken = copy.deepcopy(nb)
+    graded = [c for c in broken.cells if c.metadata.get("nbgrader", {}).get("grade")]
+    graded[0].metadata.nbgrader["points"] = "three"  # wrong type
+    graded[1].metadata.nbgrader["grade_id"] = 42
+    del graded[2].metadata.nbgrader["locked"]  # a required key
+    stock = _errors(nb), _errors(broken)
+    assert not any(stock[0]) and sum(map(bool, stock[1])) == 3
+
+    worker.check_schemas_once()
+    checks = []
+    real = jsonschema.Draft4Validator.check_schema.__func__
+    monkeypatch.setattr(jsonschema.Draft4Validator, "check_schema",
+                        classmethod(lambda cls, schema, **kw: (checks.append(1), real(cls, schema, **kw))[1]))
+    assert (_errors(nb), _errors(broken)) == stock
+    assert len(checks) == 1, "nbgrader's schema is checked once per process"
+    with pytest.raises(jsonschema.SchemaError):  # a broken schema is still refused
+        jsonschema.validate({}, {"type": "no-such-type"})
+
+
+def test_gradebooks_on_one_database_share_an_engine(restored, tmp_path):
+    gradebook.one_engine_per_database()
+    url = f"sqlite:///{tmp_path / 'a.db'}"
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        with Gradebook(url, "course") as first:
+            first.add_student("ada")
+            engine = first.engine
+        with Gradebook(url, "course") as second:  # after close(): same engine, new connections, same data
+            assert second.engine is engine
+            assert [s.id for s in second.students] == ["ada"]
+            with Gradebook(url, "course") as third:  # two open at once
+                third.add_student("grace")
+            assert sorted(s.id for s in second.students) == ["ada", "grace"]
+        with Gradebook(f"sqlite:///{tmp_path / 'b.db'}", "course") as other:
+            assert other.engine is not engine and other.students == []
