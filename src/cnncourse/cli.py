@@ -203,9 +203,8 @@ and leave processes running. Use it only for trusted notebooks (your own solutio
 
 def cmd_grade(args: argparse.Namespace) -> int:
     """Autograde every submitted/<student>/<ASSIGNMENT>/ in parallel, each kernel in a sandbox."""
+    from cnncourse.grader import warm
     from cnncourse.grader.limits import Limits
-    from cnncourse.grader.result import summary_table
-    from cnncourse.grader.scheduler import grade
 
     if args.no_sandbox:
         print(NO_SANDBOX_WARNING, file=sys.stderr)
@@ -213,9 +212,16 @@ def cmd_grade(args: argparse.Namespace) -> int:
                     max_procs=args.max_procs, threads=args.threads, file_mb=args.max_file, disk_mb=args.disk,
                     submission_mb=args.max_submission,
                     sandbox=not args.no_sandbox, warm_kernels=not args.cold_kernels)
+    root = _root(args)
+    # the kernels' zygote imports torch on another core while this process imports nbgrader and torch
+    zygote = None if args.scheduler else warm.prestart(root / course.SOURCE_DIR / args.assignment, limits, args.jobs)
+    from cnncourse.grader.result import summary_table
+    from cnncourse.grader.scheduler import grade
+
     try:
-        results = grade(_root(args), args.assignment, students=args.student or None, jobs=args.jobs, limits=limits,
-                        db_url=args.db, force=args.force, progress=not args.no_progress, scheduler=args.scheduler)
+        results = grade(root, args.assignment, students=args.student or None, jobs=args.jobs, limits=limits,
+                        db_url=args.db, force=args.force, progress=not args.no_progress, scheduler=args.scheduler,
+                        zygote=zygote)
     except KeyboardInterrupt:
         print("\nInterrupted: submissions finished so far are in the gradebook; run the same command again to "
               "continue where it stopped.", file=sys.stderr)

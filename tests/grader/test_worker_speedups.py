@@ -73,3 +73,25 @@ def test_gradebooks_on_one_database_share_an_engine(restored, tmp_path):
             assert sorted(s.id for s in second.students) == ["ada", "grace"]
         with Gradebook(f"sqlite:///{tmp_path / 'b.db'}", "course") as other:
             assert other.engine is not engine and other.students == []
+
+
+def test_a_new_class_gradebook_is_stamped_without_the_alembic_command(tmp_path, monkeypatch):
+    """``cnncourse grade`` on a class without a gradebook yet: the version stamp comes from nbgrader's migration
+    scripts in-process, not from ``alembic heads`` (a subprocess; here not even on PATH)."""
+    from sqlalchemy import create_engine, text
+    from traitlets.config import Config
+
+    from cnncourse.grader.layout import Course
+
+    monkeypatch.setattr(nbgrader.api, "get_alembic_version", nbgrader.api.get_alembic_version)
+    monkeypatch.setenv("PATH", str(tmp_path / "nothing-here"))
+    crs = Course(tmp_path, Config(), "course", f"sqlite:///{tmp_path / 'gradebook.db'}")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        gradebook.ensure_schema(crs)
+    engine = create_engine(crs.db_url)
+    with engine.connect() as conn:
+        stamped = conn.execute(text("SELECT version_num FROM alembic_version")).scalar_one()
+    engine.dispose()
+    assert stamped == nbgrader.api.get_alembic_version() and getattr(nbgrader.api.get_alembic_version,
+                                                                       "_cnncourse", False)

@@ -246,3 +246,46 @@ def test_a_warm_kernels_traceback_equals_a_cold_kernels(zygote_socket, tmp_path)
     plain = re.sub(r"\x1b\[[0-9;]*m", "", shown["warm"])
     assert "NotImplementedError: write conv_out" in plain and "assert conv_out(7, 3) == 5" in plain, plain
     assert shown["warm"] == shown["cold"]
+
+
+def test_prestart_only_for_warm_sandboxed_kernels(tmp_path):
+    from cnncourse.grader.limits import Limits
+
+    assert warm.prestart(tmp_path, Limits(), 2) is None, "no source notebooks"
+    nbformat = pytest.importorskip("nbformat")
+    nbformat.write(nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(
+        "import math", metadata={"nbgrader": {"locked": True, "grade_id": "setup"}})]), tmp_path / "a.ipynb")
+    assert warm.prestart(tmp_path, Limits(warm_kernels=False), 2) is None
+    assert warm.prestart(tmp_path, Limits(sandbox=False), 2) is None
+    zyg = warm.prestart(tmp_path, Limits(threads=0), 2)
+    try:
+        assert zyg.socket() and Path(zyg.socket()).exists()
+    finally:
+        zyg.close()
+        zyg.close()  # twice: no error
+    assert not zyg.folder.exists() and zyg.proc.returncode is not None
+    assert Limits(threads=0).kernel_threads(2) == max(1, (os.cpu_count() or 1) // 2)
+    assert Limits(threads=3).kernel_threads(2) == 3
+
+
+def test_a_zygote_whose_grader_was_killed_ends_and_removes_its_folder(tmp_path):
+    """``cnncourse grade`` starts its zygote before anything else; killed (SIGKILL, no clean-up), it leaves
+    neither the zygote nor its folder behind."""
+    import subprocess
+    import sys
+
+    grader = subprocess.Popen([sys.executable, "-c", (
+        "import time\nfrom cnncourse.grader import sandbox, warm\n"
+        "z = warm.Zygote(['math'], sandbox.clean_env(1))\nassert z.socket()\n"
+        "print(z.folder, z.proc.pid, flush=True)\ntime.sleep(120)\n")], stdout=subprocess.PIPE, text=True)
+    try:
+        folder, pid = grader.stdout.readline().split()
+        assert Path(folder).is_dir() and procs.running(int(pid))
+    finally:
+        grader.kill()
+        grader.wait()
+    deadline = time.monotonic() + 20
+    while (Path(folder).exists() or procs.running(int(pid))) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert not procs.running(int(pid)), "the zygote outlived its grader"
+    assert not Path(folder).exists(), "the zygote's folder was left behind"

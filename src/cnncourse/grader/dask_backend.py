@@ -235,7 +235,6 @@ class DaskGradingRun(GradingRun):
         from distributed import as_completed
         from tqdm.auto import tqdm
 
-        gradebook.fast_alembic_version()
         preload(self.crs, self.assignment)
         template = gradebook.prepare(self.crs, self.assignment, self.work)
         extra = gradebook.extensions(self.crs, self.assignment)

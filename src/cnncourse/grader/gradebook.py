@@ -150,6 +150,8 @@ def ensure_schema(crs: Course) -> None:
     """Open the class gradebook once, creating its tables when it is new (under ``shared_setup_lock``)."""
     from nbgrader.api import Gradebook
 
+    if not (crs.db_url.startswith("sqlite:///") and Path(crs.db_url[len("sqlite:///"):]).is_file()):
+        fast_alembic_version()  # a new (or a server's) gradebook may need its version stamped
     with shared_setup_lock(crs), Gradebook(crs.db_url, crs.course_id):
         pass
 
@@ -159,6 +161,7 @@ def prepare(crs: Course, assignment: str, workdir: Path) -> Path:
     same cells (generate_assignment runs on it only if not); the template gets the class due date."""
     from nbgrader.api import Gradebook
 
+    fast_alembic_version()  # the template is a new gradebook
     template = workdir / "template"
     template.mkdir()
     url = f"sqlite:///{template / 'gradebook.db'}"

@@ -1,6 +1,7 @@
 """Per-submission limits of ``cnncourse grade`` (one value object, passed to the worker and the kernel)."""
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 
 
@@ -24,3 +25,7 @@ class Limits:
     threads: int = 1  # OMP/MKL threads per kernel (jobs x threads <= cores)
     sandbox: bool = True
     warm_kernels: bool = True  # fork kernels from the run's zygote (zygote.py) instead of starting each cold
+
+    def kernel_threads(self, jobs: int) -> int:
+        """``threads``, or when it is 0 or less the cores shared among ``jobs`` kernels running at once."""
+        return self.threads if self.threads > 0 else max(1, (os.cpu_count() or 1) // max(1, jobs))

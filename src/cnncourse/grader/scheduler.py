@@ -94,20 +94,30 @@ def _pending(crs: Course, assignment: str, wanted: list[str], force: bool) -> tu
 
 def grade(root: Path, assignment: str, students: list[str] | None = None, jobs: int | None = None,
           limits: Limits | None = None, db_url: str | None = None, force: bool = False, progress: bool = True,
-          hard_timeout: float | None = None, scheduler: Any = None) -> dict[str, Result]:
+          hard_timeout: float | None = None, scheduler: Any = None,
+          zygote: warm.Zygote | None = None) -> dict[str, Result]:
     """Autograde the submissions of ``assignment`` in parallel; returns ``{student: Result}`` for every student
     considered (already graded ones with status ``skipped``). Raises ``KeyboardInterrupt`` after stopping the
     workers when interrupted, ``CourseError`` when the sandbox cannot run or another run holds the lock.
     ``scheduler`` (a Dask scheduler address, cluster or Client) grades on that Dask cluster instead of local
-    worker processes (``dask_backend``); the sandbox then has to run on the Dask workers' hosts."""
+    worker processes (``dask_backend``); the sandbox then has to run on the Dask workers' hosts. ``zygote``:
+    the run's warm-kernel zygote when the caller started it early (``warm.prestart``); it is closed here."""
+    try:
+        return _grade(root, assignment, students, jobs, limits, db_url, force, progress, hard_timeout, scheduler,
+                      zygote)
+    finally:
+        if zygote is not None:
+            zygote.close()
+
+
+def _grade(root, assignment, students, jobs, limits, db_url, force, progress, hard_timeout, scheduler, zygote):
     crs = Course.load(root, db_url)
     course._check_assignment(crs.root, assignment)
     limits = limits or Limits()
     if limits.sandbox and scheduler is None and not (probe := sandbox.probe())[0]:
         raise course.CourseError(f"cannot sandbox the students' kernels: {probe[1]}")
     jobs = max(1, jobs or os.cpu_count() or 1)
-    if limits.threads <= 0:
-        limits.threads = max(1, (os.cpu_count() or 1) // jobs)
+    limits.threads = limits.kernel_threads(jobs)
     with journal.ClassLock(crs):
         gradebook.ensure_schema(crs)  # a new class gradebook's tables, made by one run at a time
         todo, results = _pending(crs, assignment, students or crs.students(assignment), force)
@@ -125,7 +135,8 @@ def grade(root: Path, assignment: str, students: list[str] | None = None, jobs: 
                 DaskGradingRun(crs, assignment, limits, work, janitor, hard, force, results).run_on(
                     scheduler, todo, progress, workers=jobs)
             else:
-                GradingRun(crs, assignment, limits, work, janitor, hard, force, results).run(todo, jobs, progress)
+                GradingRun(crs, assignment, limits, work, janitor, hard, force, results).run(todo, jobs, progress,
+                                                                                         zygote)
         finally:
             os.environ.pop(verdicts.ENV_VAR, None)
             shutil.rmtree(work, ignore_errors=True)
@@ -167,44 +178,34 @@ class GradingRun:
         self.bar = None
         self.gb = None  # the class gradebook, opened at the first merge and kept for the run
 
-    def run(self, todo: list[str], jobs: int, progress: bool) -> None:
-        """Grade ``todo`` with at most ``jobs`` workers at once (results land in ``self.results``)."""
-        from tqdm.auto import tqdm
-
-        zygote = self.start_zygote()  # first: it imports on another core while this process preloads
+    def run(self, todo: list[str], jobs: int, progress: bool, zygote: warm.Zygote | None = None) -> None:
+        """Grade ``todo`` with at most ``jobs`` workers at once (results land in ``self.results``), warm kernels
+        from ``zygote`` (else from a zygote started now)."""
+        zygote = zygote or self.start_zygote()  # first: it imports on another core while this process preloads
         try:
             self._run(todo, jobs, progress, zygote)
         finally:
             if zygote is not None:
-                zygote.kill()
-                zygote.wait()
+                zygote.close()
             if self.gb is not None:
                 self.gb.close()
 
-    def start_zygote(self):
+    def start_zygote(self) -> warm.Zygote | None:
         """The run's kernel zygote (``zygote.py``), or None for cold kernels (no sandbox, or turned off)."""
-        if not (self.limits.sandbox and self.limits.warm_kernels):
-            return None
-        modules = warm.modules_of(sorted(self.crs.source(self.assignment).glob("*.ipynb")))
-        return warm.start(self.work / "zygote.sock", modules, sandbox.clean_env(self.limits.threads),
-                            self.work / "zygote.log")
+        return warm.prestart(self.crs.source(self.assignment), self.limits, jobs=None)  # threads set by grade()
 
     def _run(self, todo: list[str], jobs: int, progress: bool, zygote) -> None:
         from tqdm.auto import tqdm
 
-        gradebook.fast_alembic_version()
         maker = self.fork_template()  # on another core while this process preloads
         preload(self.crs, self.assignment)
         template = self.wait_template(maker)
         gc.freeze()  # the workers' collector leaves the preloaded objects alone: no scan, no copied pages
         extra = gradebook.extensions(self.crs, self.assignment)
-        socket_path = ""
-        if zygote is not None:
-            if warm.ready(zygote):
-                socket_path = str(self.work / "zygote.sock")
-            else:
-                log = (self.work / "zygote.log").read_text(errors="replace")[-500:]
-                print(f"warning: the kernel zygote did not start, every kernel starts cold: {log}", file=sys.stderr)
+        socket_path = zygote.socket() if zygote is not None else ""
+        if zygote is not None and not socket_path:
+            log = zygote.log.read_text(errors="replace")[-500:]
+            print(f"warning: the kernel zygote did not start, every kernel starts cold: {log}", file=sys.stderr)
         pending = deque(Job(self.crs, self.assignment, s, self.work / f"j{i}", template, self.limits,
                             journal.log_path(self.crs, self.assignment, s), extra.get(s), socket_path)
                         for i, s in enumerate(todo))

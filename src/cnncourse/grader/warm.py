@@ -3,16 +3,18 @@ run, per Dask host, or per process for plain ``nbgrader autograde``), and asking
 from __future__ import annotations
 
 import json
+import os
 import select
 import shutil
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
-from cnncourse.grader import procs
-from cnncourse.grader.zygote import FRAME, PLACEHOLDER
+from cnncourse.grader import procs, sandbox
+from cnncourse.grader.zygote import FRAME, OWN_FOLDER, PLACEHOLDER
 
 
 def modules_of(notebooks: list) -> list[str]:
@@ -44,7 +46,42 @@ def modules_of(notebooks: list) -> list[str]:
     return list(found)
 
 
-_SHARED: dict[tuple, str] = {}  # (modules, threads) -> socket of this process's zygote ("" = could not start)
+class Zygote:
+    """A zygote in a private folder of its own (its socket and log). ``socket()`` waits until it listens,
+    ``close()`` ends it and removes the folder; a zygote whose grader was killed removes the folder itself."""
+
+    def __init__(self, modules: list[str], env: dict[str, str]):
+        self.folder = Path(tempfile.mkdtemp(prefix=OWN_FOLDER))
+        self.log = self.folder / "z.log"
+        self.proc = start(self.folder / "z.sock", modules, env, self.log)
+        self._socket: str | None = None
+
+    def socket(self) -> str:
+        """The socket to ask for kernels, or "" when the zygote did not start (every kernel then starts cold)."""
+        if self._socket is None:
+            self._socket = str(self.folder / "z.sock") if ready(self.proc) else ""
+        return self._socket
+
+    def close(self) -> None:
+        """End the zygote (its kernels live in their own sandboxes) and remove its folder; idempotent."""
+        if self.proc.returncode is None:
+            self.proc.kill()
+            self.proc.wait()
+        shutil.rmtree(self.folder, ignore_errors=True)
+
+
+def prestart(source: Path, limits, jobs: int | None) -> Zygote | None:
+    """The zygote of a local ``cnncourse grade`` run over the notebooks in ``source`` (an assignment's source
+    folder), started before the grader imports nbgrader and torch so that its own imports overlap them (on
+    another core) instead of the preload's. None when kernels start cold (no sandbox, ``--cold-kernels``)."""
+    notebooks = sorted(Path(source).glob("*.ipynb"))
+    if not (limits.sandbox and limits.warm_kernels and notebooks):
+        return None
+    jobs = max(1, jobs or os.cpu_count() or 1)
+    return Zygote(modules_of(notebooks), sandbox.clean_env(limits.kernel_threads(jobs)))
+
+
+_SHARED: dict[tuple, Zygote] = {}  # (modules, threads) -> this process's zygote
 
 
 def shared(modules: list[str], env: dict[str, str]) -> str:
@@ -52,15 +89,12 @@ def shared(modules: list[str], env: dict[str, str]) -> str:
     autograde`` (and ``cnncourse validate``) grade one notebook after another in one process, and every kernel
     after the first starts warm. "" when no zygote can run here (kernels then start cold)."""
     import atexit
-    import tempfile
 
     key = (tuple(modules), env.get("OMP_NUM_THREADS"))
     if key not in _SHARED:
-        folder = Path(tempfile.mkdtemp(prefix="cnncourse-zygote-"))
-        proc = start(folder / "z.sock", modules, env, folder / "z.log")
-        _SHARED[key] = str(folder / "z.sock") if ready(proc) else ""
-        atexit.register(lambda: (proc.kill(), proc.wait(), shutil.rmtree(folder, ignore_errors=True)))
-    return _SHARED[key]
+        _SHARED[key] = zygote = Zygote(modules, env)
+        atexit.register(zygote.close)
+    return _SHARED[key].socket()
 
 
 def start(path: Path, modules: list[str], env: dict[str, str], log: Path) -> subprocess.Popen:

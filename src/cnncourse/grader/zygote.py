@@ -47,6 +47,7 @@ ALWAYS = ("ipykernel.kernelapp", "ipykernel.ipkernel", "ipykernel.zmqshell", "ip
           "IPython.core.debugger", "IPython.core.completerlib", "IPython.extensions.storemagic", "sqlite3", "psutil",
           "IPython.core.ultratb", "stack_data", "pygments.formatters.terminal256", "pygments.styles")
 FRAME = struct.Struct("!I")
+OWN_FOLDER = "cnncourse-zygote-"  # prefix of a folder that holds only a zygote's socket and log (warm.Zygote)
 
 
 def _check(result: int, what: str) -> None:
@@ -200,3 +201,7 @@ def serve(path: str, modules: list[str]) -> None:
 
 if __name__ == "__main__":
     serve(sys.argv[1], json.loads(sys.argv[2]))
+    # stdin closed: the grader is gone (killed) without ending this zygote; a folder of its own goes with it
+    folder = os.path.dirname(os.path.abspath(sys.argv[1]))
+    if os.path.basename(folder).startswith(OWN_FOLDER):
+        shutil.rmtree(folder, ignore_errors=True)
