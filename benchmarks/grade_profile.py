@@ -169,9 +169,9 @@ def profile(root: Path, assignment: str, students: list[str],
 
         os.environ[verdicts.ENV_VAR] = str(work / "verdicts.sqlite")
     start = time.perf_counter()
-    gradebook.fast_alembic_version()
     template = gradebook.prepare(crs, assignment, work)
     once["gradebook: template (generate_assignment)"] = time.perf_counter() - start
+    worker.lighten_nbgrader()  # as every worker process does (here the merges below skip fsync too)
     per = []
     limits = Limits(warm_kernels=warm)
     limits.threads = 1

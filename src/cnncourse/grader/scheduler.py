@@ -111,6 +111,7 @@ def grade(root: Path, assignment: str, students: list[str] | None = None, jobs: 
 
 
 def _grade(root, assignment, students, jobs, limits, db_url, force, progress, hard_timeout, scheduler, zygote):
+    """``grade`` itself; ``grade`` closes the caller's zygote however this ends."""
     crs = Course.load(root, db_url)
     course._check_assignment(crs.root, assignment)
     limits = limits or Limits()

@@ -159,6 +159,14 @@ def check_schemas_once() -> None:
     jsonschema.validate = validate
 
 
+def lighten_nbgrader() -> None:
+    """What a worker process changes in nbgrader's libraries, for its own scratch gradebook only: no fsync,
+    one SQLAlchemy engine per database, nbgrader's metadata schema checked once."""
+    gradebook.scratch_without_fsync()
+    gradebook.one_engine_per_database()
+    check_schemas_once()
+
+
 def worker_main(job: Job) -> None:
     """Entry point of a forked worker: grade one submission, write ``result.json``, exit (never returns)."""
     code, start = 0, time.monotonic()
@@ -172,9 +180,7 @@ def worker_main(job: Job) -> None:
         os.dup2(log, 2)
         os.environ["JUPYTER_RUNTIME_DIR"] = str(job.scratch / "runtime")
         os.environ["PYTHONWARNINGS"] = "ignore"
-        gradebook.scratch_without_fsync()
-        gradebook.one_engine_per_database()
-        check_schemas_once()
+        lighten_nbgrader()
         if "torch" in sys.modules:  # the oracles' torch shares the cores with the other workers and kernels
             sys.modules["torch"].set_num_threads(max(1, job.limits.threads))
         try:
