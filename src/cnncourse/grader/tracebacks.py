@@ -25,10 +25,14 @@ import sys
 
 
 def install() -> None:
-    """Apply ``one_lexer_class`` and ``skip_module_scan_for_cells``, then ``warm_up`` (in the zygote)."""
-    one_lexer_class()
-    skip_module_scan_for_cells()
-    warm_up()
+    """Apply ``one_lexer_class`` and ``skip_module_scan_for_cells``, then ``warm_up`` (in the zygote). Each is
+    only a speed-up: one that fails with another IPython, stack_data or pygments is skipped, and the zygote
+    still starts (the tests of this module fail instead)."""
+    for step in (one_lexer_class, skip_module_scan_for_cells, warm_up):
+        try:
+            step()
+        except Exception:  # noqa: S112 (the kernels then format tracebacks as stock IPython does)
+            continue
 
 
 def warm_up() -> None:
