@@ -150,7 +150,7 @@ def ensure_schema(crs: Course) -> None:
     """Open the class gradebook once, creating its tables when it is new (under ``shared_setup_lock``)."""
     from nbgrader.api import Gradebook
 
-    if not (crs.db_url.startswith("sqlite:///") and Path(crs.db_url[len("sqlite:///"):]).is_file()):
+    if crs.sqlite_file is None or not crs.sqlite_file.is_file():
         fast_alembic_version()  # a new (or a server's) gradebook may need its version stamped
     with shared_setup_lock(crs), Gradebook(crs.db_url, crs.course_id):
         pass
@@ -166,7 +166,7 @@ def prepare(crs: Course, assignment: str, workdir: Path) -> Path:
     template.mkdir()
     url = f"sqlite:///{template / 'gradebook.db'}"
     generate(crs, assignment, template / "gen", url)
-    class_file = Path(crs.db_url[len("sqlite:///"):]) if crs.db_url.startswith("sqlite:///") else None
+    class_file = crs.sqlite_file
     with shared_setup_lock(crs):
         if class_file is not None and not class_file.exists():  # a new SQLite class gradebook: the template
             class_file.parent.mkdir(parents=True, exist_ok=True)

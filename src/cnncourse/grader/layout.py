@@ -40,6 +40,12 @@ class Course:
         cfg.merge(Config(sections))
         return cfg
 
+    @property
+    def sqlite_file(self) -> Path | None:
+        """The gradebook's file when it is an SQLite database (``sqlite:///PATH``), else None."""
+        prefix = "sqlite:///"
+        return Path(self.db_url[len(prefix):]) if self.db_url.startswith(prefix) else None
+
     def source(self, assignment: str) -> Path:
         return self.root / course.SOURCE_DIR / assignment
 

@@ -96,7 +96,7 @@ def _from_gradebook(crs: Course, assignment: str) -> tuple[float, list[Question]
     from sqlalchemy.exc import SQLAlchemyError
 
     where = crs.db_url.split("@")[-1]  # never print a password
-    if crs.db_url.startswith("sqlite:///") and not Path(crs.db_url[len("sqlite:///"):]).is_file():
+    if crs.sqlite_file is not None and not crs.sqlite_file.is_file():
         raise course.CourseError(f"no gradebook at {where}: grade the class first (`cnncourse grade "
                                  f"{assignment}`) or give the gradebook with --db URL")
     t = _tables()
