@@ -57,50 +57,26 @@ def _grade_in_child(job, secret: bytes | None) -> None:
     worker_main(job)  # never returns
 
 
-def _zygote_for(job, stem: str):
-    """Start the warm-kernel zygote of ``job``'s assignment on this host (None for cold kernels)."""
-    from pathlib import Path
-
-    from cnncourse.grader import sandbox, warm
-
-    if not (job.limits.sandbox and job.limits.warm_kernels):
-        return None
-    modules = warm.modules_of(sorted(job.course.source(job.assignment).glob("*.ipynb")))
-    return (warm.start(Path(stem + ".sock"), modules, sandbox.clean_env(job.limits.threads), Path(stem + ".log")),
-            stem + ".sock")
-
-
-def _zygote_ready(started) -> tuple:
-    """``(process, socket)`` of a zygote that listens, or ``(None, "")``: every kernel then starts cold. The
-    process object is kept for the server's life: dropping it closes the zygote's stdin, which ends it."""
-    from cnncourse.grader import warm
-
-    if started is None:
-        return None, ""
-    proc, path = started
-    return (proc, path) if warm.ready(proc) else (None, "")
-
-
 def serve(requests: BinaryIO, replies: BinaryIO) -> None:
     """Answer requests until stdin closes."""
-    import tempfile
+    from cnncourse.grader import procs, scheduler, warm
 
-    from cnncourse.grader import procs, scheduler
-
-    warm: dict[tuple[str, str], tuple] = {}  # (course, assignment) -> its zygote's (process, socket ("" = cold))
-    scratch = tempfile.mkdtemp(prefix="cnncourse-forkserver-")  # 0700: the zygotes' sockets
+    sockets: dict[tuple[str, str], str] = {}  # (course, assignment) -> its zygote's socket ("" = cold kernels)
+    zygotes: list[warm.Zygote] = []  # kept for the server's life: each ends (and cleans up) when the server does
     while True:
         try:
             job, hard, secret = receive(requests)
         except EOFError:
             return
         key = (str(job.course.root), job.assignment)
-        if key not in warm:
-            warm[key] = _zygote_for(job, os.path.join(scratch, f"z{len(warm)}"))  # imports on another core
+        if key not in sockets:
+            # the assignment's warm-kernel zygote on this host imports on another core during the preload
+            zygote = warm.prestart(job.course.source(job.assignment), job.limits, jobs=None)
             scheduler.preload(job.course, job.assignment)
             gc.freeze()  # the children's collector leaves the preloaded objects alone
-            warm[key] = _zygote_ready(warm[key])
-        job.zygote = warm[key][1]
+            zygotes += [zygote] if zygote is not None else []
+            sockets[key] = zygote.socket() if zygote is not None else ""
+        job.zygote = sockets[key]
         pid = os.fork()
         if pid == 0:
             try:

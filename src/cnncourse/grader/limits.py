@@ -26,6 +26,8 @@ class Limits:
     sandbox: bool = True
     warm_kernels: bool = True  # fork kernels from the run's zygote (zygote.py) instead of starting each cold
 
-    def kernel_threads(self, jobs: int) -> int:
-        """``threads``, or when it is 0 or less the cores shared among ``jobs`` kernels running at once."""
-        return self.threads if self.threads > 0 else max(1, (os.cpu_count() or 1) // max(1, jobs))
+    def kernel_threads(self, jobs: int | None) -> int:
+        """``threads``, or when it is 0 or less the cores shared among ``jobs`` kernels running at once (None:
+        one per core)."""
+        cores = os.cpu_count() or 1
+        return self.threads if self.threads > 0 else max(1, cores // max(1, jobs or cores))

@@ -3,7 +3,6 @@ run, per Dask host, or per process for plain ``nbgrader autograde``), and asking
 from __future__ import annotations
 
 import json
-import os
 import select
 import shutil
 import socket
@@ -77,7 +76,6 @@ def prestart(source: Path, limits, jobs: int | None) -> Zygote | None:
     notebooks = sorted(Path(source).glob("*.ipynb"))
     if not (limits.sandbox and limits.warm_kernels and notebooks):
         return None
-    jobs = max(1, jobs or os.cpu_count() or 1)
     return Zygote(modules_of(notebooks), sandbox.clean_env(limits.kernel_threads(jobs)))
 
 
