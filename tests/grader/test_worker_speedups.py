@@ -95,3 +95,48 @@ def test_a_new_class_gradebook_is_stamped_without_the_alembic_command(tmp_path, 
     engine.dispose()
     assert stamped == nbgrader.api.get_alembic_version() and getattr(nbgrader.api.get_alembic_version,
                                                                        "_cnncourse", False)
+
+
+def test_a_merge_is_written_again_over_a_concurrent_graders_rows(tmp_path, monkeypatch):
+    """Two graders sharing a class gradebook (PostgreSQL on a hub) may both add a student they each found
+    missing: the one refused by the unique key writes its transaction again over the other's, as a regrade
+    would; the student ends with one submission. The other grader is simulated by a second connection that adds
+    the student between our lookup and our insert."""
+    import shutil
+
+    from sqlalchemy import create_engine, text
+    from sqlalchemy.orm import Session
+
+    from cnncourse.grader.layout import Course
+
+    root = tmp_path / "course"
+    (root / course.SOURCE_DIR).mkdir(parents=True)
+    shutil.copy2(course.find_root() / course.CONFIG_FILE, root / course.CONFIG_FILE)
+    shutil.copytree(SOURCE.parent, root / course.SOURCE_DIR / "conv_arithmetic")
+    crs = Course.load(root)
+    work = tmp_path / "work"
+    work.mkdir()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        gradebook.prepare(crs, "conv_arithmetic", work)  # a new SQLite class gradebook: the template's copy
+    other = create_engine(crs.db_url)
+    real_get, raced = Session.get, []
+
+    def get_then_race(self, entity, ident, *args, **kwargs):
+        found = real_get(self, entity, ident, *args, **kwargs)
+        if entity is nbgrader.api.Student and found is None and not raced:
+            raced.append(ident)
+            with other.begin() as conn:
+                conn.execute(text("INSERT INTO student (id) VALUES (:id)"), {"id": ident})
+        return found
+
+    monkeypatch.setattr(Session, "get", get_then_race)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        gradebook.merge(crs, "conv_arithmetic", "ada", {}, None)
+    assert raced == ["ada"], "the race was not staged"
+    with other.connect() as conn:
+        students = conn.execute(text("SELECT id FROM student")).scalars().all()
+        submissions = conn.execute(text("SELECT count(*) FROM submitted_assignment WHERE student_id = 'ada'"))
+        assert students == ["ada"] and submissions.scalar_one() == 1
+    other.dispose()

@@ -215,68 +215,88 @@ def collect(db_url: str, cid: str, assignment: str, student: str) -> tuple[dict,
         return notebooks, float(sub.score), max_score, stamp
 
 
+MERGE_ATTEMPTS = 3  # graders sharing a class gradebook (PostgreSQL on a hub) may add the same student at once
+
+
 def merge(crs: Course, assignment: str, student: str, notebooks: dict, timestamp: str | None,
           gb=None) -> None:
     """Write one student's autograde result into the class gradebook in a single transaction, replacing an
     earlier submission of the same assignment but keeping its manual scores, comments and extension.
     ``notebooks`` as returned by ``collect`` (empty: every cell scores 0). ``gb``: an open class
-    ``Gradebook`` to reuse (a grading run keeps one: its engine compiles each query once), else one is opened."""
-    from nbgrader import utils
-    from nbgrader.api import Comment, Grade, Gradebook, Student, SubmittedAssignment, SubmittedNotebook
+    ``Gradebook`` to reuse (a grading run keeps one: its engine compiles each query once), else one is opened.
+    When another grader of the same class gradebook wrote this student's rows first (a unique key refused
+    ours), the transaction is rolled back and written again over theirs, as a regrade would."""
+    from nbgrader.api import Gradebook
+    from sqlalchemy.exc import IntegrityError
 
     own = gb is None
     gb = Gradebook(crs.db_url, crs.course_id) if own else gb
-    s = gb.db
     try:
-        a = gb.find_assignment(assignment)
-        who = s.get(Student, student)
-        if who is None:
-            who = Student(id=student)
-            s.add(who)
-        old = s.query(SubmittedAssignment).filter_by(assignment_id=a.id, student_id=student).one_or_none()
-        keep: dict[tuple[str, str, str], dict] = {}
-        extension = None
-        if old is not None:
-            extension = old.extension
-            for nb in old.notebooks:
-                for g in nb.grades:
-                    keep[(nb.name, "g", g.name)] = {"manual_score": g.manual_score, "extra_credit": g.extra_credit}
-                    s.delete(g)
-                for c in nb.comments:
-                    keep[(nb.name, "c", c.name)] = {"manual_comment": c.manual_comment}
-                    s.delete(c)
-                s.delete(nb)
-            s.delete(old)
-            s.flush()
-        stamp = utils.parse_utc(timestamp) if timestamp else None
-        with s.no_autoflush:  # build the whole submission, then write it at once
-            sub = SubmittedAssignment(assignment=a, student=who, timestamp=stamp, extension=extension)
-            s.add(sub)
-            for notebook in a.notebooks:
-                data = notebooks.get(notebook.name, {})
-                snb = SubmittedNotebook(notebook=notebook, assignment=sub,
-                                        late_submission_penalty=data.get("late_submission_penalty"))
-                s.add(snb)
-                grades = data.get("grades", {})
-                for cell in list(notebook.grade_cells) + list(notebook.task_cells):
-                    values = dict(grades.get(cell.name) or {"auto_score": 0.0, "needs_manual_grade": False})
-                    values.pop("max_score", None)
-                    values.update({k: v for k, v in keep.get((notebook.name, "g", cell.name), {}).items()
-                                   if v is not None})
-                    s.add(Grade(cell=cell, notebook=snb, **values))
-                comments = data.get("comments", {})
-                for cell in list(notebook.solution_cells) + list(notebook.task_cells):
-                    values = dict(comments.get(cell.name) or {})
-                    values.update({k: v for k, v in keep.get((notebook.name, "c", cell.name), {}).items()
-                                   if v is not None})
-                    s.add(Comment(cell=cell, notebook=snb, **values))
-        s.commit()
-    except BaseException:
-        s.rollback()
-        raise
+        for attempt in range(1, MERGE_ATTEMPTS + 1):
+            try:
+                _write_submission(gb, assignment, student, notebooks, timestamp)
+                return
+            except IntegrityError:
+                gb.db.rollback()
+                if attempt == MERGE_ATTEMPTS:
+                    raise
+            except BaseException:
+                gb.db.rollback()
+                raise
     finally:
         if own:
             gb.close()
+
+
+def _write_submission(gb, assignment: str, student: str, notebooks: dict, timestamp: str | None) -> None:
+    """``merge``'s one transaction (committed here; the caller rolls back on any error)."""
+    from nbgrader import utils
+    from nbgrader.api import Comment, Grade, Student, SubmittedAssignment, SubmittedNotebook
+
+    s = gb.db
+    a = gb.find_assignment(assignment)
+    who = s.get(Student, student)
+    if who is None:
+        who = Student(id=student)
+        s.add(who)
+    old = s.query(SubmittedAssignment).filter_by(assignment_id=a.id, student_id=student).one_or_none()
+    keep: dict[tuple[str, str, str], dict] = {}
+    extension = None
+    if old is not None:
+        extension = old.extension
+        for nb in old.notebooks:
+            for g in nb.grades:
+                keep[(nb.name, "g", g.name)] = {"manual_score": g.manual_score, "extra_credit": g.extra_credit}
+                s.delete(g)
+            for c in nb.comments:
+                keep[(nb.name, "c", c.name)] = {"manual_comment": c.manual_comment}
+                s.delete(c)
+            s.delete(nb)
+        s.delete(old)
+        s.flush()
+    stamp = utils.parse_utc(timestamp) if timestamp else None
+    with s.no_autoflush:  # build the whole submission, then write it at once
+        sub = SubmittedAssignment(assignment=a, student=who, timestamp=stamp, extension=extension)
+        s.add(sub)
+        for notebook in a.notebooks:
+            data = notebooks.get(notebook.name, {})
+            snb = SubmittedNotebook(notebook=notebook, assignment=sub,
+                                    late_submission_penalty=data.get("late_submission_penalty"))
+            s.add(snb)
+            grades = data.get("grades", {})
+            for cell in list(notebook.grade_cells) + list(notebook.task_cells):
+                values = dict(grades.get(cell.name) or {"auto_score": 0.0, "needs_manual_grade": False})
+                values.pop("max_score", None)
+                values.update({k: v for k, v in keep.get((notebook.name, "g", cell.name), {}).items()
+                               if v is not None})
+                s.add(Grade(cell=cell, notebook=snb, **values))
+            comments = data.get("comments", {})
+            for cell in list(notebook.solution_cells) + list(notebook.task_cells):
+                values = dict(comments.get(cell.name) or {})
+                values.update({k: v for k, v in keep.get((notebook.name, "c", cell.name), {}).items()
+                               if v is not None})
+                s.add(Comment(cell=cell, notebook=snb, **values))
+    s.commit()
 
 
 def submitted_students(crs: Course, assignment: str) -> set[str]:
