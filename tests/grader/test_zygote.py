@@ -41,7 +41,15 @@ def run(make_coro):
     return box.get("value")
 
 PROBE = r"""
-import json, os
+import json, os, socket
+
+def zygote_reached():  # the grader's zygote socket, by its exact host path: a kernel from it outside the box?
+    try:
+        with socket.socket(socket.AF_UNIX) as conn:
+            conn.connect(ZYGOTE_SOCKET)
+        return "connected"
+    except OSError as exc:
+        return type(exc).__name__
 status = dict(line.split(":", 1) for line in open("/proc/self/status").read().splitlines())
 fds = sorted(int(fd) for fd in os.listdir("/proc/self/fd"))
 print(json.dumps({
@@ -50,7 +58,7 @@ print(json.dumps({
     "cap_eff": status["CapEff"].strip(), "cap_prm": status["CapPrm"].strip(),
     "no_new_privs": status["NoNewPrivs"].strip(),
     "env": sorted(os.environ), "fds": fds, "tmp": sorted(os.listdir("/tmp")), "run": sorted(os.listdir("/run")),
-    "inbox_file": open("data.txt").read(), "hostname": os.uname().nodename,
+    "inbox_file": open("data.txt").read(), "hostname": os.uname().nodename, "zygote": zygote_reached(),
 }))
 """
 
@@ -100,7 +108,8 @@ def test_warm_kernel_is_confined_like_a_cold_one(zygote_socket, tmp_path):
     async def scenario():
         await km.start_kernel(cwd=str(folder))
         try:
-            return json.loads((await _run(km, PROBE)).strip().splitlines()[-1])
+            probe = PROBE.replace("ZYGOTE_SOCKET", repr(str(zygote_socket)))
+            return json.loads((await _run(km, probe)).strip().splitlines()[-1])
         finally:
             await km.shutdown_kernel(now=True)
 
@@ -118,6 +127,7 @@ def test_warm_kernel_is_confined_like_a_cold_one(zygote_socket, tmp_path):
     assert "CNNCOURSE_SECRET" not in seen["env"] and "CNNCOURSE_DB" not in seen["env"]
     assert seen["hostname"] == "sandbox"
     assert not any(name.endswith(".sock") for name in seen["tmp"] + seen["run"]), "the zygote's socket is visible"
+    assert seen["zygote"] == "FileNotFoundError", "the kernel reached the zygote's socket by its path"
     assert not (set(range(3)) - set(seen["fds"]))
 
 
