@@ -17,11 +17,13 @@ import argparse
 import ast
 import base64
 import concurrent.futures
+import contextlib
 import hashlib
 import json
 import os
 import re
 import shutil
+import signal
 import subprocess
 import sys
 import time
@@ -44,6 +46,7 @@ ASSIGNMENT_NOTE = ("```{note}\nA read-only copy of the notebook students receive
                    "`assignments/{name}/{name}.ipynb` in JupyterLab (`make lab`), replace each "
                    "`raise NotImplementedError()` and run the test cell below it; "
                    "`cnncourse validate assignments/{name}/{name}.ipynb` runs every visible test.\n```")
+LECTURE_TIMEOUT_S = 300  # per lecture run; tests/test_lectures.py holds each to 90 s
 FORBIDDEN = ("BEGIN HIDDEN TESTS", "END HIDDEN TESTS", "### BEGIN SOLUTION", "### END SOLUTION")
 
 
@@ -76,23 +79,66 @@ def cached_path(lecture: Path, cache: Path, digest: str) -> Path:
     return cache / f"{lecture.stem}-{_digest(lecture, HOOK)}-{digest}.ipynb"
 
 
+def _stacks_and_kill(pid: int) -> None:
+    """Dump the Python stacks of papermill (``pid``) and its kernel into their log (both run with
+    ``PYTHONFAULTHANDLER``: SIGABRT prints every thread's stack), then end them. The kernel has a session
+    of its own (jupyter_client), so it is found as a child, not by process group."""
+    try:
+        kernels = [int(c) for c in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
+    except OSError:
+        kernels = []
+    for signum in (signal.SIGABRT, signal.SIGKILL):
+        for target in (*kernels, pid):
+            with contextlib.suppress(OSError):
+                os.kill(target, signum)
+        time.sleep(1.0)
+
+
+def _papermill(source: Path, target: Path, work: Path) -> tuple[int | None, str]:
+    """Run ``source`` in SMOKE mode into ``target``; (exit status or None when it ran past
+    ``LECTURE_TIMEOUT_S``, log tail). The log is a file, not a pipe, so that nothing papermill leaves behind
+    can keep this build waiting for the end of its output."""
+    env = dict(os.environ, OMP_NUM_THREADS="1", PYTHONWARNINGS="ignore", PYTHONFAULTHANDLER="1")
+    env.pop("MPLBACKEND", None)  # figures must be drawn inline to be captured
+    cmd = [sys.executable, "-m", "papermill", str(source), str(target), "-p", "SMOKE", "True",
+           "-k", "python3", "--cwd", str(work), "--no-progress-bar", "--log-level", "ERROR"]
+    log = work / "papermill.log"
+    with open(log, "wb") as out:
+        proc = subprocess.Popen(cmd, env=env, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+        try:
+            code: int | None = proc.wait(timeout=LECTURE_TIMEOUT_S)
+        except subprocess.TimeoutExpired:
+            _stacks_and_kill(proc.pid)
+            proc.wait()
+            code = None
+    return code, log.read_text(errors="replace")[-8000:]
+
+
 def execute(lecture: Path, cache: Path, digest: str) -> Path:
-    """Run ``lecture`` in SMOKE mode (cached by content); return the executed notebook."""
+    """Run ``lecture`` in SMOKE mode (cached by content); return the executed notebook.
+
+    A run still going after ``LECTURE_TIMEOUT_S`` (a SMOKE lecture takes well under a minute) has hung
+    outside the lecture's own code: its stacks are printed and it runs once more; a second hang, or any
+    error of the lecture itself, raises ``SiteError`` with papermill's output."""
     out = cached_path(lecture, cache, digest)
     if out.is_file():
         return out
     work = cache / f"{out.stem}.{os.getpid()}.run"  # private: the lecture tests and the site may run it at once
-    shutil.rmtree(work, ignore_errors=True)
-    work.mkdir(parents=True)
-    source = work / lecture.name
-    nbformat.write(with_hook(nbformat.read(lecture, as_version=4)), source)
-    env = dict(os.environ, OMP_NUM_THREADS="1", PYTHONWARNINGS="ignore")
-    env.pop("MPLBACKEND", None)  # figures must be drawn inline to be captured
-    cmd = [sys.executable, "-m", "papermill", str(source), str(work / "executed.ipynb"), "-p", "SMOKE", "True",
-           "-k", "python3", "--cwd", str(work), "--no-progress-bar", "--log-level", "ERROR"]
-    proc = subprocess.run(cmd, env=env, capture_output=True, text=True, stdin=subprocess.DEVNULL)
-    if proc.returncode != 0:
-        raise SiteError(f"lectures/{lecture.name} failed in SMOKE mode:\n{proc.stderr[-3000:]}")
+    for attempt in (1, 2):
+        shutil.rmtree(work, ignore_errors=True)
+        work.mkdir(parents=True)
+        source = work / lecture.name
+        nbformat.write(with_hook(nbformat.read(lecture, as_version=4)), source)
+        code, log = _papermill(source, work / "executed.ipynb", work)
+        if code is not None:
+            break
+        hung = f"lectures/{lecture.name} was still running after {LECTURE_TIMEOUT_S} s (attempt {attempt} of 2)"
+        if attempt == 2:
+            raise SiteError(f"{hung}; the stacks of papermill and its kernel:\n{log}")
+        print(f"site: warning: {hung}; running it again. The stacks of papermill and its kernel:\n{log}",
+              file=sys.stderr, flush=True)
+    if code != 0:
+        raise SiteError(f"lectures/{lecture.name} failed in SMOKE mode:\n{log[-3000:]}")
     for stale in cache.glob(f"{lecture.stem}-*.ipynb"):  # older versions of this lecture
         if stale != out:
             stale.unlink(missing_ok=True)
@@ -181,8 +227,15 @@ def build(out: Path, jobs: int = 2) -> Path:
         folder.mkdir(parents=True, exist_ok=True)
     digest = package_digest()
     start = time.monotonic()
+
+    def run(lecture: Path) -> Path:
+        began = time.monotonic()
+        executed = execute(lecture, cache, digest)
+        print(f"site: {lecture.name} ({time.monotonic() - began:.0f} s)", flush=True)
+        return executed
+
     with concurrent.futures.ThreadPoolExecutor(max_workers=max(1, jobs)) as pool:
-        executed = dict(zip(lectures, pool.map(lambda p: execute(p, cache, digest), lectures)))
+        executed = dict(zip(lectures, pool.map(run, lectures)))
     print(f"site: {len(lectures)} lectures executed in SMOKE mode or taken from the cache "
           f"({time.monotonic() - start:.0f} s)", flush=True)
     alts: dict[str, str] = {}
