@@ -118,8 +118,8 @@ def execute(lecture: Path, cache: Path, digest: str) -> Path:
     """Run ``lecture`` in SMOKE mode (cached by content); return the executed notebook.
 
     A run still going after ``LECTURE_TIMEOUT_S`` (a SMOKE lecture takes well under a minute) has hung
-    outside the lecture's own code: its stacks are printed and it runs once more; a second hang, or any
-    error of the lecture itself, raises ``SiteError`` with papermill's output."""
+    (papermill and ipykernel occasionally do, outside any lecture code): its stacks are printed and it runs
+    once more; a second hang, or an error in the lecture, raises ``SiteError`` with papermill's output."""
     out = cached_path(lecture, cache, digest)
     if out.is_file():
         return out
