@@ -47,6 +47,7 @@ ASSIGNMENT_NOTE = ("```{note}\nA read-only copy of the notebook students receive
                    "`raise NotImplementedError()` and run the test cell below it; "
                    "`cnncourse validate assignments/{name}/{name}.ipynb` runs every visible test.\n```")
 LECTURE_TIMEOUT_S = 300  # per lecture run; tests/test_lectures.py holds each to 90 s
+KERNEL_STACKS = "kernel-stacks.txt"  # in the run's folder: where the kernel writes its stacks on SIGUSR1
 FORBIDDEN = ("BEGIN HIDDEN TESTS", "END HIDDEN TESTS", "### BEGIN SOLUTION", "### END SOLUTION")
 
 
@@ -67,11 +68,19 @@ def package_digest() -> str:
 
 
 def with_hook(nb: nbformat.NotebookNode) -> nbformat.NotebookNode:
-    """The lecture with a first, hidden cell that makes every figure carry its alt text."""
-    hook = nbformat.v4.new_code_cell(HOOK.read_text() + "\ninstall()\n", metadata={"tags": ["site-hook"]})
+    """The lecture with a first, hidden cell that makes every figure carry its alt text (and has the kernel
+    write its stacks to ``KERNEL_STACKS`` on SIGUSR1, for the report on a hung run)."""
+    stacks = (f"import faulthandler as _fh, signal as _signal\n_site_stacks = open({KERNEL_STACKS!r}, 'w')\n"
+              "_fh.register(_signal.SIGUSR1, file=_site_stacks, all_threads=True)  # docs/build.py: a hang's report\n")
+    hook = nbformat.v4.new_code_cell(HOOK.read_text() + "\ninstall()\n" + stacks, metadata={"tags": ["site-hook"]})
     nb = nbformat.from_dict(json.loads(json.dumps(nb)))  # a deep copy
     nb.cells.insert(0, hook)
     return nb
+
+
+def lecture_cells(nb: nbformat.NotebookNode) -> list:
+    """The cells of an executed lecture that are the lecture's own (not the hook, not papermill's parameters)."""
+    return [c for c in nb.cells if not set(c.metadata.get("tags", [])) & {"site-hook", "injected-parameters"}]
 
 
 def cached_path(lecture: Path, cache: Path, digest: str) -> Path:
@@ -79,25 +88,55 @@ def cached_path(lecture: Path, cache: Path, digest: str) -> Path:
     return cache / f"{lecture.stem}-{_digest(lecture, HOOK)}-{digest}.ipynb"
 
 
-def _stacks_and_kill(pid: int) -> None:
-    """Dump the Python stacks of papermill (``pid``) and its kernel into their log (both run with
-    ``PYTHONFAULTHANDLER``: SIGABRT prints every thread's stack), then end them. The kernel has a session
-    of its own (jupyter_client), so it is found as a child, not by process group."""
+def _running_cell(executed: Path) -> str:
+    """The cell papermill marks as running in the notebook it writes as it goes."""
+    try:
+        nb = nbformat.read(executed, as_version=4)
+    except Exception:  # noqa: BLE001 - absent or half-written: the report says so
+        return "(papermill's notebook could not be read)"
+    for index, cell in enumerate(lecture_cells(nb)):
+        if cell.metadata.get("papermill", {}).get("status") == "running":
+            return f"the lecture's cell {index}: {cell.source[:300]!r}"
+    return "(no cell running: papermill was starting or ending the kernel)"
+
+
+def _hang_report(pid: int, work: Path, log: Path) -> str:
+    """What a hung run was doing, then end it: the running cell, the kernel's process state and Python
+    stacks (SIGUSR1, registered by the hook cell), papermill's stacks (SIGABRT with ``PYTHONFAULTHANDLER``
+    prints them into ``log``). The kernel has a session of its own (jupyter_client): it is found as papermill's
+    child, not by process group."""
     try:
         kernels = [int(c) for c in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
     except OSError:
         kernels = []
+    states = []
+    for kernel in kernels:
+        try:
+            stat = Path(f"/proc/{kernel}/stat").read_text().rsplit(")", 1)[1].split()
+            wchan = Path(f"/proc/{kernel}/wchan").read_text()
+            states.append(f"kernel {kernel}: state {stat[0]}, waiting in {wchan or '-'}")
+        except OSError:
+            states.append(f"kernel {kernel}: gone")
+        with contextlib.suppress(OSError):
+            os.kill(kernel, signal.SIGUSR1)
+    time.sleep(1.0)
+    stacks = work / KERNEL_STACKS
+    kernel_stacks = stacks.read_text(errors="replace") if stacks.is_file() else ""
     for signum in (signal.SIGABRT, signal.SIGKILL):
         for target in (*kernels, pid):
             with contextlib.suppress(OSError):
                 os.kill(target, signum)
         time.sleep(1.0)
+    return "\n".join([f"running: {_running_cell(work / 'executed.ipynb')}",
+                      *(states or ["papermill had no kernel process"]),
+                      f"the kernel's stacks:\n{kernel_stacks.strip() or '(none written)'}",
+                      f"papermill's output and stacks:\n{log.read_text(errors='replace')[-6000:]}"])
 
 
 def _papermill(source: Path, target: Path, work: Path) -> tuple[int | None, str]:
-    """Run ``source`` in SMOKE mode into ``target``; (exit status or None when it ran past
-    ``LECTURE_TIMEOUT_S``, log tail). The log is a file, not a pipe, so that nothing papermill leaves behind
-    can keep this build waiting for the end of its output."""
+    """Run ``source`` in SMOKE mode into ``target``; (exit status, papermill's output), or (None, a report of
+    what it was doing) when it ran past ``LECTURE_TIMEOUT_S``. The output goes to a file, not a pipe, so that
+    nothing papermill leaves behind can keep this build waiting for the end of it."""
     env = dict(os.environ, OMP_NUM_THREADS="1", PYTHONWARNINGS="ignore", PYTHONFAULTHANDLER="1")
     env.pop("MPLBACKEND", None)  # figures must be drawn inline to be captured
     cmd = [sys.executable, "-m", "papermill", str(source), str(target), "-p", "SMOKE", "True",
@@ -106,12 +145,12 @@ def _papermill(source: Path, target: Path, work: Path) -> tuple[int | None, str]
     with open(log, "wb") as out:
         proc = subprocess.Popen(cmd, env=env, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
         try:
-            code: int | None = proc.wait(timeout=LECTURE_TIMEOUT_S)
+            proc.wait(timeout=LECTURE_TIMEOUT_S)
         except subprocess.TimeoutExpired:
-            _stacks_and_kill(proc.pid)
+            report = _hang_report(proc.pid, work, log)
             proc.wait()
-            code = None
-    return code, log.read_text(errors="replace")[-8000:]
+            return None, report
+    return proc.returncode, log.read_text(errors="replace")[-8000:]
 
 
 def execute(lecture: Path, cache: Path, digest: str) -> Path:
@@ -134,9 +173,8 @@ def execute(lecture: Path, cache: Path, digest: str) -> Path:
             break
         hung = f"lectures/{lecture.name} was still running after {LECTURE_TIMEOUT_S} s (attempt {attempt} of 2)"
         if attempt == 2:
-            raise SiteError(f"{hung}; the stacks of papermill and its kernel:\n{log}")
-        print(f"site: warning: {hung}; running it again. The stacks of papermill and its kernel:\n{log}",
-              file=sys.stderr, flush=True)
+            raise SiteError(f"{hung}.\n{log}")
+        print(f"site: warning: {hung}; running it again.\n{log}", file=sys.stderr, flush=True)
     if code != 0:
         raise SiteError(f"lectures/{lecture.name} failed in SMOKE mode:\n{log[-3000:]}")
     for stale in cache.glob(f"{lecture.stem}-*.ipynb"):  # older versions of this lecture
@@ -177,8 +215,7 @@ def lecture_page(executed: Path, name: str, alts: dict[str, str]) -> nbformat.No
     """The executed lecture as a page: hook and injected parameters removed, the SMOKE note after the title,
     alt text collected (image hash -> text) into ``alts``; raises SiteError on an error output."""
     nb = nbformat.read(executed, as_version=4)
-    nb.cells = [c for c in nb.cells
-                if not set(c.metadata.get("tags", [])) & {"site-hook", "injected-parameters"}]
+    nb.cells = lecture_cells(nb)
     for i, cell in enumerate(nb.cells):
         if cell.cell_type != "code":
             continue
