@@ -139,8 +139,7 @@ def _papermill(source: Path, target: Path, work: Path) -> tuple[int | None, str]
     nothing papermill leaves behind can keep this build waiting for the end of it."""
     env = dict(os.environ, OMP_NUM_THREADS="1", PYTHONWARNINGS="ignore", PYTHONFAULTHANDLER="1")
     env.pop("MPLBACKEND", None)  # figures must be drawn inline to be captured
-    cmd = [sys.executable, "-m", "papermill", str(source), str(target), "-p", "SMOKE", "True",
-           "-k", "python3", "--cwd", str(work), "--no-progress-bar", "--log-level", "ERROR"]
+    cmd = [sys.executable, str(HERE / "run_lecture.py"), str(source), str(target), str(work)]
     log = work / "papermill.log"
     with open(log, "wb") as out:
         proc = subprocess.Popen(cmd, env=env, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)

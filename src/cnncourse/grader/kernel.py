@@ -17,10 +17,10 @@ import tempfile
 import time
 from pathlib import Path
 
-from jupyter_client.asynchronous import AsyncKernelClient
 from jupyter_client.manager import AsyncKernelManager
 from traitlets import Bool, Integer, Unicode, default
 
+from cnncourse.channels import ReliableKernelClient
 from cnncourse.grader import procs, sandbox, warm
 
 MB = 1024 * 1024
@@ -55,11 +55,12 @@ def _kernel_spec(manager, name: str):
     return copy.deepcopy(_SPECS[key])
 
 
-class ReadyClient(AsyncKernelClient):
-    """``AsyncKernelClient`` whose ``wait_for_ready`` returns as soon as the kernel has answered
-    ``kernel_info`` and IOPub has delivered a message. jupyter_client then also waits for 0.2 s of IOPub
-    silence before returning, on every kernel start; the grader does not need that silence, since nbclient
-    and the grader's own requests ignore every message that is not a reply to them."""
+class ReadyClient(ReliableKernelClient):
+    """Kernel client on channels that never miss a waiting message (``cnncourse.channels``) whose
+    ``wait_for_ready`` returns as soon as the kernel has answered ``kernel_info`` and IOPub has delivered a
+    message. jupyter_client then also waits for 0.2 s of IOPub silence before returning, on every kernel
+    start; the grader does not need that silence, since nbclient and the grader's own requests ignore every
+    message that is not a reply to them."""
 
     def _context_default(self):
         """Sockets that retry connecting every 10 ms (zmq's default is 100 ms): the client connects before the
