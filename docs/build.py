@@ -155,9 +155,9 @@ def _papermill(source: Path, target: Path, work: Path) -> tuple[int | None, str]
 def execute(lecture: Path, cache: Path, digest: str) -> Path:
     """Run ``lecture`` in SMOKE mode (cached by content); return the executed notebook.
 
-    A run still going after ``LECTURE_TIMEOUT_S`` (a SMOKE lecture takes well under a minute) has hung
-    (papermill and ipykernel occasionally do, outside any lecture code): its stacks are printed and it runs
-    once more; a second hang, or an error in the lecture, raises ``SiteError`` with papermill's output."""
+    A run still going after ``LECTURE_TIMEOUT_S`` (a SMOKE lecture takes well under a minute) has hung: what
+    it was doing is printed (``_hang_report``) and it runs once more; a second hang, or an error in the
+    lecture, raises ``SiteError`` with that report or papermill's output."""
     out = cached_path(lecture, cache, digest)
     if out.is_file():
         return out

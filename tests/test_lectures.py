@@ -66,8 +66,8 @@ def _lecture(folder: Path, body: str) -> Path:
 
 @pytest.mark.slow
 def test_a_lecture_run_that_hangs_once_is_run_again(tmp_path, monkeypatch, capsys):
-    """A run that hangs outside the lecture's code (CI once waited 25 minutes on one) prints papermill's and
-    the kernel's stacks and runs again; the second run's result is cached."""
+    """A run that hangs (CI once waited 25 minutes on one) reports the running cell, the kernel's state and
+    the kernel's and papermill's stacks and runs again; the second run's result is cached."""
     build = _site_build()
     monkeypatch.setattr(build, "LECTURE_TIMEOUT_S", 8)
     flag = tmp_path / "hung-once"

@@ -131,6 +131,8 @@ def test_lecture09_runs_its_vgg16_section(vgg16_url, tmp_path, monkeypatch):
     import nbformat
     import papermill
 
+    from cnncourse.channels import ReliableKernelManager
+
     _fake_cifar10(tmp_path / "cifar")
     monkeypatch.setenv("MPLBACKEND", "Agg")
     monkeypatch.setenv("PYTHONWARNINGS", "ignore")
@@ -139,7 +141,8 @@ def test_lecture09_runs_its_vgg16_section(vgg16_url, tmp_path, monkeypatch):
     papermill.execute_notebook(str(ROOT / "lectures" / "09_transfer_learning.ipynb"), str(out),
                                parameters={"SMOKE": True, "VGG_WEIGHTS": vgg16_url,
                                            "CIFAR_ROOT": str(tmp_path / "cifar")},
-                               cwd=str(tmp_path), kernel_name="python3", progress_bar=False)
+                               cwd=str(tmp_path), kernel_name="python3", progress_bar=False,
+                               kernel_manager_class=ReliableKernelManager)  # never waits on a missed reply
     text = "".join(o.get("text", "") for c in nbformat.read(out, as_version=4).cells if c.cell_type == "code"
                    for o in c.get("outputs", []))
     assert "running the VGG16 section" in text
