@@ -78,6 +78,15 @@ if os.fork() == 0:          # a daemon in its own session that would edit grades
         os.execvp("sleep", ["sleep", "{ESCAPE_MARK}"])
     os._exit(0)
 """
+SILENT_KERNEL = """\
+kernel = get_ipython().kernel     # alive and idle, but it never again says that a cell finished
+_send = kernel.session.send
+def _drop_execute_replies(stream, msg_or_type, *args, **kwargs):
+    if msg_or_type == "execute_reply" or getattr(msg_or_type, "get", dict().get)("msg_type") == "execute_reply":
+        return {"header": {}, "content": {"status": "ok"}}   # what ipykernel reads back; nothing is sent
+    return _send(stream, msg_or_type, *args, **kwargs)
+kernel.session.send = _drop_execute_replies
+"""
 IGNORE_SIGINT = "import signal\nsignal.signal(signal.SIGINT, signal.SIG_IGN)\nwhile True:\n    pass\n"
 LONG_C_CALL = "sum(range(10 ** 12))   # one C call: the interrupt is not seen until it returns\n"
 HOOKS = """\
@@ -137,6 +146,8 @@ EXPECTED = {
                       "kernel ignored the interrupt"),
     "long_c_call": (2, "timed out", {"test_add": 2, "test_square": 0, "test_mean": 0},
                     "kernel ignored the interrupt"),
+    "silent_kernel": (5, "crashed", {"test_add": 2, "test_square": 3, "test_mean": 0},
+                      "stopped answering the grader"),
     "duplicated": (6, "graded", None, "duplicated graded cells"),
     "hooks": (4, "graded", {"test_add": 0, "test_square": 3, "test_mean": 1}, ""),
     "symlink_other": (0, "missing notebook", None, "tiny.ipynb: a symbolic link, not graded"),
@@ -194,6 +205,7 @@ def build_class(root, released) -> None:
     submit(root, "escape", answered(released, {**ANSWERS_OK, "square": ESCAPE + SQUARE_OK}))
     submit(root, "ignore_sigint", answered(released, {**ANSWERS_OK, "mean": IGNORE_SIGINT}))
     submit(root, "long_c_call", answered(released, {**ANSWERS_OK, "square": LONG_C_CALL + SQUARE_OK}))
+    submit(root, "silent_kernel", answered(released, {**ANSWERS_OK, "mean": MEAN_OK + "\n" + SILENT_KERNEL}))
     nb = answered(released, ANSWERS_OK)
     i = nb.cells.index(cell_by_id(nb, "test_add"))
     nb.cells.insert(i + 1, nbformat.from_dict({**dict(cell_by_id(nb, "test_add")), "id": "copy1"}))  # copied

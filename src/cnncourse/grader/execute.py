@@ -7,7 +7,9 @@ student the points already earned.
   recorded as crashed; in both cases the cells before keep their outputs, hence their points;
 * output caps per cell and per notebook;
 * a process cap, enforced by a watchdog thread (``RLIMIT_NPROC`` does not bind root);
-* before every test cell, the hooks a submission installed are cleared (``kernel_guard``).
+* before every test cell, the hooks a submission installed are cleared (``kernel_guard``); a kernel that no
+  longer replies to the grader's requests (a submission can silence its own ``execute_reply``) is killed and
+  recorded as crashed, so it costs at most one ``RESET_WAIT_S`` wait, not one per test cell.
 
 What happened is returned in ``resources["cnncourse"]["events"]`` (a list of ``{"kind", "message"}``).
 """
@@ -30,6 +32,7 @@ from cnncourse.grader.kernel import SandboxedKernelManager
 from cnncourse.grader.procs import descendants, kill_sandbox
 
 OUTPUT_TYPES = ("stream", "display_data", "execute_result", "update_display_data")
+RESET_WAIT_S = 30.0  # the grader's own tiny requests (install, reset): no reply in this long -> the kernel is mute
 
 
 def error_output(ename: str, evalue: str) -> nbformat.NotebookNode:
@@ -156,7 +159,7 @@ class SandboxedExecute(Execute):
                                              kernel=getattr(self.km, "kernel_host_pid", None))
             self._watchdog.start()
         install = f"__import__('cnncourse.grader.kernel_guard', fromlist=['install']).install({self._guard!r})"
-        if not run_sync(self._quiet)(install):
+        if run_sync(self._quiet)(install) != "ok":
             self._note("crashed", "the grader could not prepare the kernel")
 
     def preprocess_cell(self, cell, resources, index):
@@ -179,7 +182,17 @@ class SandboxedExecute(Execute):
         meta = cell.metadata.get("nbgrader", {})
         if meta.get("grade") and not meta.get("solution"):
             reset = f"__import__('sys').modules[{self._guard!r}].reset()"
-            if not (run_sync(self._quiet)(reset) and run_sync(self._quiet)(reset)):
+            wait = min(RESET_WAIT_S, remaining)
+            status = run_sync(self._quiet)(reset, wait)
+            status = run_sync(self._quiet)(reset, wait) if status == "ok" else status
+            if status is None:  # alive, maybe answering kernel_info, but no reply to what it runs: tampered with
+                self._kill_kernel()
+                self._stop = ("the kernel stopped answering the grader (tampered with?): it was killed; this cell "
+                              "and the ones after it were not run")
+                self._note("crashed", f"cell {index}: the kernel stopped answering the grader")
+                cell.outputs = [error_output("KernelStoppedAnswering", self._stop)]
+                return cell, self.resources
+            if status != "ok":
                 self._note("crashed", f"cell {index}: the kernel's hooks could not be reset (tampered with?)")
         try:
             cell, resources = super().preprocess_cell(cell, resources, index)
@@ -218,11 +231,12 @@ class SandboxedExecute(Execute):
                 return msg
         return None
 
-    async def _quiet(self, code: str, wait: float = 30.0) -> bool:
-        """Run grader code in the kernel without touching the notebook (no outputs, no history)."""
+    async def _quiet(self, code: str, wait: float = RESET_WAIT_S) -> str | None:
+        """Run grader code in the kernel without touching the notebook (no outputs, no history): the reply's
+        status ("ok", "error"), or None when no reply came within ``wait`` seconds."""
         msg_id = self.kc.execute(code, silent=True, store_history=False, allow_stdin=False)
         reply = await self._reply(msg_id, wait)
-        return reply is not None and reply["content"].get("status") == "ok"
+        return None if reply is None else reply["content"].get("status")
 
     async def _responsive(self, wait: float = 5.0) -> bool:
         """After a timeout (and the interrupt): does the kernel answer again?"""
