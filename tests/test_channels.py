@@ -3,6 +3,7 @@ socket's file descriptor never wakes the event loop (the hang of headless lectur
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import subprocess
 import sys
 import time
@@ -16,6 +17,13 @@ from jupyter_client.channels import AsyncZMQSocketChannel
 from jupyter_client.session import Session
 
 from cnncourse.channels import SLICE_S, ReliableChannel, ReliableKernelClient, ReliableKernelManager
+
+
+def _run(make_coro):
+    """``asyncio.run`` in a thread of its own: an earlier test in this worker may have left this thread's event
+    loop running (jupyter_core's ``run_sync``), and ``asyncio.run`` refuses to start inside it."""
+    with concurrent.futures.ThreadPoolExecutor(max_workers=1) as pool:
+        return pool.submit(lambda: asyncio.run(make_coro())).result()
 
 
 async def _deaf_pair():
@@ -48,7 +56,7 @@ def test_a_waiting_message_is_returned_although_the_poll_never_fires():
         finally:
             context.destroy(linger=0)
 
-    msg, waited = asyncio.run(scenario())
+    msg, waited = _run(scenario)
     assert msg["msg_type"] == "execute_reply" and msg["content"] == {"status": "ok"}
     assert waited < 2 * SLICE_S, f"took {waited:.2f} s"
 
@@ -64,7 +72,7 @@ def test_no_message_means_empty_after_the_timeout_not_before():
         finally:
             context.destroy(linger=0)
 
-    waited = asyncio.run(scenario())
+    waited = _run(scenario)
     assert 0.3 <= waited < 0.35 + 2 * SLICE_S, f"waited {waited:.2f} s"
 
 
