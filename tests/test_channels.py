@@ -3,10 +3,10 @@ socket's file descriptor never wakes the event loop (the hang of headless lectur
 from __future__ import annotations
 
 import asyncio
-import concurrent.futures
 import subprocess
 import sys
 import time
+from pathlib import Path
 from queue import Empty
 
 import nbformat
@@ -18,12 +18,8 @@ from jupyter_client.session import Session
 
 from cnncourse.channels import SLICE_S, ReliableChannel, ReliableKernelClient, ReliableKernelManager
 
-
-def _run(make_coro):
-    """``asyncio.run`` in a thread of its own: an earlier test in this worker may have left this thread's event
-    loop running (jupyter_core's ``run_sync``), and ``asyncio.run`` refuses to start inside it."""
-    with concurrent.futures.ThreadPoolExecutor(max_workers=1) as pool:
-        return pool.submit(lambda: asyncio.run(make_coro())).result()
+sys.path.insert(0, str(Path(__file__).resolve().parent / "grader"))
+from helpers import run_in_thread  # noqa: E402  (tests/grader/helpers.py)
 
 
 async def _deaf_pair():
@@ -56,7 +52,7 @@ def test_a_waiting_message_is_returned_although_the_poll_never_fires():
         finally:
             context.destroy(linger=0)
 
-    msg, waited = _run(scenario)
+    msg, waited = run_in_thread(scenario)
     assert msg["msg_type"] == "execute_reply" and msg["content"] == {"status": "ok"}
     assert waited < 2 * SLICE_S, f"took {waited:.2f} s"
 
@@ -72,7 +68,7 @@ def test_no_message_means_empty_after_the_timeout_not_before():
         finally:
             context.destroy(linger=0)
 
-    waited = _run(scenario)
+    waited = run_in_thread(scenario)
     assert 0.3 <= waited < 0.35 + 2 * SLICE_S, f"waited {waited:.2f} s"
 
 

@@ -4,12 +4,14 @@
   copied per course; submissions built from its released notebook (``answered``, ``submit``);
 * ``run_cli``, ``scores``, ``cell_scores``, ``journal_entry``: running and reading ``cnncourse grade``;
 * ``leftover_processes``/``leftover_scratch``: nothing may outlive a run;
+* ``run_in_thread``: ``asyncio.run`` where the test's own thread may already run an event loop;
 * ``autograde``: real ``nbgrader autograde`` of submissions on a scratch copy of one of the course's
   assignments (used by tests/test_assignments.py and tests/test_conv_layers_grading.py); ``autograde_notebooks``
   does the same for notebooks built in memory (``with_answers``) and ``autograded``/``cell_index`` read the result.
 """
 from __future__ import annotations
 
+import asyncio
 import atexit
 import copy
 import json
@@ -19,6 +21,7 @@ import signal
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
 
@@ -169,6 +172,25 @@ def journal_entry(root: Path, student: str) -> dict:
 def summary_lines(stdout: str) -> dict[str, str]:
     """The summary table's line per student."""
     return {line.split()[0]: line for line in stdout.splitlines()[2:] if line.strip() and " " in line}
+
+
+def run_in_thread(make_coro):
+    """``asyncio.run(make_coro())`` in a thread of its own: in a pytest-xdist worker the browser tests'
+    session-wide Playwright keeps an event loop running in the test's thread, where ``asyncio.run`` refuses."""
+    box: dict = {}
+
+    def target():
+        try:
+            box["value"] = asyncio.run(make_coro())
+        except BaseException as exc:  # re-raised in the test's thread
+            box["error"] = exc
+
+    thread = threading.Thread(target=target)
+    thread.start()
+    thread.join()
+    if "error" in box:
+        raise box["error"]
+    return box.get("value")
 
 
 def leftover_processes(marker: str) -> list[str]:

@@ -9,11 +9,11 @@ import json
 import os
 import re
 import signal
-import threading
 import time
 from pathlib import Path
 
 import pytest
+from helpers import run_in_thread as run
 
 from cnncourse.grader import procs, sandbox, tracebacks, warm, zygote
 from cnncourse.grader.kernel import SandboxedKernelManager
@@ -21,24 +21,6 @@ from cnncourse.grader.kernel import SandboxedKernelManager
 pytestmark = [pytest.mark.skipif(not sandbox.probe()[0], reason="bubblewrap cannot run here"),
               pytest.mark.xdist_group("zygote")]  # one zygote for the module, on one worker
 
-
-def run(make_coro):
-    """``asyncio.run(make_coro())`` in a thread of its own: in a pytest-xdist worker the browser tests'
-    session-wide Playwright keeps an event loop running in this thread."""
-    box: dict = {}
-
-    def target():
-        try:
-            box["value"] = asyncio.run(make_coro())
-        except BaseException as exc:  # re-raised in the test's thread
-            box["error"] = exc
-
-    thread = threading.Thread(target=target)
-    thread.start()
-    thread.join()
-    if "error" in box:
-        raise box["error"]
-    return box.get("value")
 
 PROBE = r"""
 import json, os, socket
